@@ -1,0 +1,580 @@
+//! The `concierge` command line: argument types and what each subcommand does.
+//!
+//! `main` parses [`Cli`] and calls [`run`]. Commands that read the agenda take it from the data dir's
+//! store, or from a schedule file with `--file` (handy for trying a real schedule without importing
+//! it). Every time-dependent command takes `--at TIME` (RFC 3339, or a local time read in the
+//! conference's zone); without it, now.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde_json::json;
+
+use crate::agenda::{AgendaIndex, Filter, Session, Zone};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::import::{self, FlexTime, Format, ImportOptions};
+use crate::state::{AgendaBoot, AppState};
+use crate::store::{AgendaSource, Store};
+
+#[derive(Debug, Parser)]
+#[command(name = "concierge", version, about = "A conference concierge over SMS and web chat.")]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./concierge.toml if it exists.
+    #[arg(long, global = true, env = "CONCIERGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config and CONCIERGE_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service. An empty data dir gets the demo conference.
+    Serve(ServeArgs),
+    /// Import a schedule file, replacing the stored agenda atomically.
+    Import(ImportArgs),
+    /// Ask the agenda: what is on, what is next, search, speakers.
+    #[command(subcommand)]
+    Agenda(AgendaCommand),
+    /// Replace the stored agenda with the demo conference.
+    Demo(DemoArgs),
+    /// Exit 0 if the running service answers /healthz (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides the config).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The schedule file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Check the file and print what would be imported, without storing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// How to read a schedule file.
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// The file's format; detected from the content when absent.
+    #[arg(long, value_parser = parse_format, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Conference time zone for files that name none (Sessionize), e.g. Europe/Berlin.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+    /// Conference name to use instead of the file's.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgendaCommand {
+    /// Sessions starting next.
+    Next(NextArgs),
+    /// Sessions running now.
+    Now(NowArgs),
+    /// Search titles, abstracts, tracks, tags and speakers.
+    Search(SearchArgs),
+    /// Find a speaker and their sessions.
+    Speaker(SpeakerArgs),
+    /// Summary of the agenda: conference, days, rooms, tracks.
+    Show(SourceArgs),
+    /// Print the agenda as concierge agenda JSON.
+    Export(SourceArgs),
+}
+
+/// Where the agenda comes from: the store, or a file.
+#[derive(Debug, Args, Clone)]
+pub struct SourceArgs {
+    /// Read this schedule file instead of the stored agenda.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    /// The time to ask at: RFC 3339, or local time in the conference zone. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Only this room.
+    #[arg(long)]
+    pub room: Option<String>,
+    /// Only this track.
+    #[arg(long)]
+    pub track: Option<String>,
+    /// Only sessions about this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// At most this many sessions.
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NowArgs {
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    #[arg(long)]
+    pub room: Option<String>,
+    #[arg(long)]
+    pub track: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    pub query: String,
+    /// Only sessions starting at or after this time.
+    #[arg(long, value_name = "TIME")]
+    pub after: Option<String>,
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo's first day. Default: today in the demo's time zone.
+    #[arg(long, value_name = "DATE")]
+    pub first_day: Option<Date>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// host:port to check. Default: the configured bind address.
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    match cli.command {
+        Command::Serve(args) => {
+            if let Some(bind) = args.bind {
+                config.bind = bind;
+            }
+            runtime()?.block_on(serve(config))
+        }
+        Command::Import(args) => runtime()?.block_on(import_command(config, args)),
+        Command::Agenda(cmd) => agenda_command(&config, cmd),
+        Command::Demo(args) => runtime()?.block_on(demo_command(config, args)),
+        Command::Healthcheck(args) => healthcheck(&config, args),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Logs go to stderr. `serve` logs at info by default; other commands only warn, so their output
+/// stays clean. `RUST_LOG` overrides both.
+fn init_tracing(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(config: Config) -> Result<ExitCode> {
+    if config.origin.is_default() {
+        tracing::info!("no configuration file or CONCIERGE_* variables: using local defaults");
+    } else {
+        tracing::info!(file = ?config.origin.file, env = ?config.origin.env, "configuration loaded");
+    }
+    tracing::info!("{}", config.describe());
+    let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+    let bind = config.bind;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (state, boot) = AppState::open(config, store, clock).await?;
+    let agenda = state.agenda();
+    match boot {
+        AgendaBoot::Stored => tracing::info!("agenda: {}", agenda.agenda().summary()),
+        AgendaBoot::DemoSeeded => tracing::info!(
+            "empty data dir: loaded the demo conference, starting today: {}",
+            agenda.agenda().summary()
+        ),
+        AgendaBoot::DemoMoved => tracing::info!(
+            "moved the demo conference to start today: {}",
+            agenda.agenda().summary()
+        ),
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!("concierge listening on http://{}", listener.local_addr()?);
+    crate::http::run(listener, state, crate::http::shutdown_signal()).await?;
+    tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_options(config: &Config, read: &ReadArgs) -> Result<ImportOptions> {
+    let time_zone = match &read.tz {
+        Some(tz) => Some(Zone::parse(tz).map_err(anyhow::Error::msg)?),
+        None => config.time_zone.clone(),
+    };
+    Ok(ImportOptions {
+        format: read.format,
+        time_zone,
+        conference_name: read.name.clone(),
+    })
+}
+
+async fn import_command(config: Config, args: ImportArgs) -> Result<ExitCode> {
+    let options = import_options(&config, &args.read)?;
+    let name = args.file.display().to_string();
+    let result = import::import_file(&args.file, &options);
+    if args.dry_run {
+        let imported = result?;
+        print_import(&imported);
+        println!("dry run: nothing was stored");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+    let now = SystemClock.now();
+    match result {
+        Ok(imported) => {
+            print_import(&imported);
+            let source = AgendaSource::File {
+                name,
+                format: imported.format,
+            };
+            let record = store.replace_agenda(imported.agenda, source, now).await?;
+            println!("stored as import #{}", record.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            store.record_failed_import(&name, &err.to_string(), now).await?;
+            eprintln!("error: {err}");
+            eprintln!("the stored agenda was not changed");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_import(imported: &import::Imported) {
+    println!("format: {}", imported.format);
+    println!("{}", imported.agenda.summary());
+    for warning in &imported.warnings {
+        println!("warning: {warning}");
+    }
+}
+
+async fn demo_command(config: Config, args: DemoArgs) -> Result<ExitCode> {
+    let now = SystemClock.now();
+    let first_day = match args.first_day {
+        Some(day) => day,
+        None => crate::agenda::demo::today_for_demo(now)?,
+    };
+    let agenda = crate::agenda::demo::demo_agenda(first_day)?;
+    println!("{}", agenda.summary());
+    let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+    store
+        .replace_agenda(agenda, AgendaSource::Demo { first_day }, now)
+        .await?;
+    println!("the demo conference now starts on {first_day}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the agenda for a read-only command: from `--file`, or from the store.
+fn load_index(config: &Config, source: &SourceArgs) -> Result<AgendaIndex> {
+    let agenda = match &source.file {
+        Some(file) => import::import_file(file, &import_options(config, &source.read)?)?.agenda,
+        None => {
+            let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+            match store.load_agenda()? {
+                Some(stored) => stored.agenda,
+                None => bail!(
+                    "no agenda in {}: run `concierge import FILE` or `concierge demo` first, or pass --file",
+                    config.data_dir.display()
+                ),
+            }
+        }
+    };
+    Ok(AgendaIndex::new(agenda))
+}
+
+/// Parses `--at`: RFC 3339, or a local date-time in the conference zone; `None` means now.
+fn parse_at(at: Option<&str>, zone: &Zone) -> Result<Timestamp> {
+    match at {
+        None => Ok(SystemClock.now()),
+        Some("now") => Ok(SystemClock.now()),
+        Some(text) => Ok(FlexTime::parse(text).map_err(anyhow::Error::msg)?.resolve(zone)),
+    }
+}
+
+fn filter_for(index: &AgendaIndex, room: Option<&str>, track: Option<&str>) -> Result<Filter> {
+    let mut filter = Filter::default();
+    if let Some(room) = room {
+        filter.room = Some(index.room(room).with_context(|| {
+            format!(
+                "no single room matches {room:?}; rooms: {}",
+                names(index.agenda().rooms.iter().map(|r| r.name.as_str()))
+            )
+        })?);
+    }
+    if let Some(track) = track {
+        filter.track = Some(index.track(track).with_context(|| {
+            format!(
+                "no single track matches {track:?}; tracks: {}",
+                names(index.agenda().tracks.iter().map(|t| t.name.as_str()))
+            )
+        })?);
+    }
+    Ok(filter)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = it.collect();
+    if all.len() > 20 {
+        format!("{}, … ({} in all)", all[..20].join(", "), all.len())
+    } else {
+        all.join(", ")
+    }
+}
+
+fn agenda_command(config: &Config, cmd: AgendaCommand) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        AgendaCommand::Next(args) => {
+            let index = load_index(config, &args.source)?;
+            let zone = &index.agenda().conference.time_zone;
+            let at = parse_at(args.at.as_deref(), zone)?;
+            let mut filter = filter_for(&index, args.room.as_deref(), args.track.as_deref())?;
+            if let Some(topic) = &args.topic {
+                filter = filter.topic(topic);
+            }
+            let sessions = index.next(at, &filter, args.limit);
+            print_sessions(&mut out, &index, &sessions, args.json)?;
+        }
+        AgendaCommand::Now(args) => {
+            let index = load_index(config, &args.source)?;
+            let zone = &index.agenda().conference.time_zone;
+            let at = parse_at(args.at.as_deref(), zone)?;
+            let filter = filter_for(&index, args.room.as_deref(), args.track.as_deref())?;
+            let sessions = index.now(at, &filter);
+            print_sessions(&mut out, &index, &sessions, args.json)?;
+        }
+        AgendaCommand::Search(args) => {
+            let index = load_index(config, &args.source)?;
+            let zone = &index.agenda().conference.time_zone;
+            let after = args
+                .after
+                .as_deref()
+                .map(|t| parse_at(Some(t), zone))
+                .transpose()?;
+            let hits = index.search(&args.query, after, args.limit);
+            let sessions: Vec<&Session> = hits.iter().map(|h| h.session).collect();
+            print_sessions(&mut out, &index, &sessions, args.json)?;
+        }
+        AgendaCommand::Speaker(args) => {
+            let index = load_index(config, &args.source)?;
+            let speakers = index.find_speakers(&args.name);
+            if args.json {
+                let value: Vec<_> = speakers
+                    .iter()
+                    .map(|sp| {
+                        json!({
+                            "id": sp.id,
+                            "name": sp.name,
+                            "bio": sp.bio,
+                            "sessions": sp.sessions.iter()
+                                .filter_map(|id| index.session(id))
+                                .map(|s| session_json(&index, s))
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                if speakers.is_empty() {
+                    writeln!(out, "no speaker matches {:?}", args.name)?;
+                }
+                for sp in speakers {
+                    writeln!(out, "{}", sp.name)?;
+                    let sessions: Vec<&Session> =
+                        sp.sessions.iter().filter_map(|id| index.session(id)).collect();
+                    print_sessions(&mut out, &index, &sessions, false)?;
+                }
+            }
+        }
+        AgendaCommand::Show(source) => {
+            let index = load_index(config, &source)?;
+            let agenda = index.agenda();
+            let zone = &agenda.conference.time_zone;
+            writeln!(out, "{}", agenda.summary())?;
+            for day in &agenda.conference.days {
+                let count = agenda.sessions.iter().filter(|s| s.day == day.index).count();
+                writeln!(
+                    out,
+                    "day {} {}: {} sessions, {} to {}",
+                    day.index,
+                    day.date,
+                    count,
+                    zone.rfc3339(day.start),
+                    zone.rfc3339(day.end)
+                )?;
+            }
+            writeln!(out, "rooms: {}", names(agenda.rooms.iter().map(|r| r.name.as_str())))?;
+            writeln!(out, "tracks: {}", names(agenda.tracks.iter().map(|t| t.name.as_str())))?;
+        }
+        AgendaCommand::Export(source) => {
+            let index = load_index(config, &source)?;
+            let value = import::native::export(index.agenda());
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON form of a session the CLI prints: times in RFC 3339 with the conference's offset.
+pub fn session_json(index: &AgendaIndex, s: &Session) -> serde_json::Value {
+    let zone = &index.agenda().conference.time_zone;
+    json!({
+        "id": s.id,
+        "title": s.title,
+        "start": zone.rfc3339(s.start),
+        "end": zone.rfc3339(s.end),
+        "day": s.day,
+        "room": s.room,
+        "track": s.track,
+        "kind": s.kind,
+        "speakers": index.speakers_of(s).map(|sp| sp.name.as_str()).collect::<Vec<_>>(),
+        "tags": s.tags,
+        "url": s.url,
+        "stream_url": s.stream_url,
+        "recording_url": s.recording_url,
+    })
+}
+
+fn print_sessions(
+    out: &mut impl Write,
+    index: &AgendaIndex,
+    sessions: &[&Session],
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        let value: Vec<_> = sessions.iter().map(|s| session_json(index, s)).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        return Ok(());
+    }
+    if sessions.is_empty() {
+        writeln!(out, "no sessions")?;
+    }
+    let zone = &index.agenda().conference.time_zone;
+    for s in sessions {
+        let start = zone.at(s.start);
+        let end = zone.at(s.end);
+        let speakers: Vec<&str> = index.speakers_of(s).map(|sp| sp.name.as_str()).collect();
+        write!(
+            out,
+            "{} {}–{}  {}  {}",
+            start.strftime("%a %d %b"),
+            start.strftime("%H:%M"),
+            end.strftime("%H:%M"),
+            s.room.as_deref().unwrap_or("-"),
+            s.title
+        )?;
+        if !speakers.is_empty() {
+            write!(out, " ({})", speakers.join(", "))?;
+        }
+        if let Some(track) = &s.track {
+            write!(out, " [{track}]")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// Connects to the service and asks `/healthz`. Exits 1 if it does not answer 200 within 3 s.
+fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<ExitCode> {
+    let mut addr = args.addr.unwrap_or(config.bind);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = Duration::from_secs(3);
+    let check = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut response = String::new();
+        stream.take(4096).read_to_string(&mut response)?;
+        Ok(response)
+    };
+    match check() {
+        Ok(response) if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") => {
+            println!("ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(response) => {
+            eprintln!(
+                "unhealthy: {}",
+                response.lines().next().unwrap_or("(empty response)")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err) => {
+            eprintln!("unhealthy: cannot reach {addr}: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

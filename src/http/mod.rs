@@ -1,0 +1,155 @@
+//! The HTTP edge: one composition point, [`app`], and the server loop, [`run`].
+//!
+//! Each channel contributes its routes here; the layers (tracing, timeout, body limit) are applied in
+//! one place. [`AppError`] is the only thing that turns into an error response: bad input passes its
+//! status through and is not logged; internal errors get a generic body and are logged once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::state::AppState;
+
+/// The largest request body any route accepts (Twilio's webhook bodies are far smaller).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a request may take before it is answered with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The router with every route and layer.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            // Spans carry the method and path only: no query strings, headers or bodies, which may
+            // hold phone numbers or tokens.
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+        )
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes, then flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    if let Err(err) = store.flush().await {
+        tracing::error!(error = %err, "flushing the store at shutdown failed");
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (ctrl-c) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+/// The process is up and answering.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready to serve attendees: the store answers and an agenda is loaded.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let agenda = state.agenda();
+    let store_ok = state.store.is_healthy();
+    let body = json!({
+        "status": if store_ok { "ready" } else { "not ready" },
+        "store": if store_ok { "ok" } else { "unavailable" },
+        "agenda": {
+            "conference": agenda.agenda().conference.name,
+            "sessions": agenda.agenda().sessions.len(),
+            "days": agenda.agenda().conference.days.len(),
+        },
+        "started": state.started().to_string(),
+    });
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// Every error a handler can return, and its HTTP face.
+#[derive(Debug)]
+pub enum AppError {
+    NotFound,
+    /// The request is wrong; the message says how, and is safe to show.
+    BadRequest(String),
+    /// Something on our side failed. The detail is logged, never sent.
+    Internal(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AppError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
+            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+            AppError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}

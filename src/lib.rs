@@ -1,0 +1,13 @@
+//! concierge: a conference concierge that answers attendees over SMS and web chat.
+//!
+//! See `ARCHITECTURE.md` for the map of the code, its layers and its invariants.
+
+pub mod agenda;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod import;
+pub mod state;
+pub mod store;
+pub mod text;

@@ -1,0 +1,135 @@
+//! The service's shared state: a bundle of cheap handles, cloned into every request.
+//!
+//! The current agenda is an `Arc<AgendaIndex>` behind an [`ArcSwap`]: a request loads the pointer once
+//! and works on that agenda to the end, while an import swaps in a new one whole. No lock is held
+//! while a request works.
+//!
+//! [`AppState::open`] also decides which agenda to serve at start: the stored one, or the demo
+//! conference (see [`crate::agenda::demo`]) when the store has none. A stored demo is moved to today
+//! at start, so a data dir made last week still shows a running conference.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+
+use crate::agenda::demo;
+use crate::agenda::{Agenda, AgendaIndex};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::import::Imported;
+use crate::store::{AgendaSource, ImportRecord, Store, StoreError, StoredAgenda};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    agenda: Arc<ArcSwap<AgendaIndex>>,
+    started: Timestamp,
+}
+
+/// What start-up did about the agenda, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgendaBoot {
+    /// The stored agenda, as it was.
+    Stored,
+    /// The store was empty: the demo was loaded with its first day today.
+    DemoSeeded,
+    /// The stored demo was moved to start today.
+    DemoMoved,
+}
+
+#[derive(Debug)]
+pub enum StateError {
+    Store(StoreError),
+    Demo(crate::import::ImportError),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Store(err) => err.fmt(f),
+            StateError::Demo(err) => write!(f, "the embedded demo conference is broken: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl From<StoreError> for StateError {
+    fn from(err: StoreError) -> StateError {
+        StateError::Store(err)
+    }
+}
+
+impl AppState {
+    /// Builds the state over an open store, loading (or seeding) the agenda.
+    pub async fn open(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(AppState, AgendaBoot), StateError> {
+        let now = clock.now();
+        let (agenda, boot) = load_or_seed_agenda(&store, now).await?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            clock,
+            agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
+            started: now,
+        };
+        Ok((state, boot))
+    }
+
+    /// The current agenda. Hold the returned `Arc` for the whole of one request.
+    pub fn agenda(&self) -> Arc<AgendaIndex> {
+        self.agenda.load_full()
+    }
+
+    /// Stores an imported agenda and then makes it current. If storing fails, nothing changes.
+    pub async fn replace_agenda(&self, imported: Imported, file: &str) -> Result<ImportRecord, StoreError> {
+        let source = AgendaSource::File {
+            name: file.to_string(),
+            format: imported.format,
+        };
+        let index = AgendaIndex::new(imported.agenda.clone());
+        let record = self
+            .store
+            .replace_agenda(imported.agenda, source, self.clock.now())
+            .await?;
+        self.agenda.store(Arc::new(index));
+        Ok(record)
+    }
+
+    pub fn started(&self) -> Timestamp {
+        self.started
+    }
+}
+
+/// The agenda to serve: the stored one; the demo if there is none; the demo moved to today if the
+/// stored agenda is the demo placed on another day.
+pub async fn load_or_seed_agenda(
+    store: &Store,
+    now: Timestamp,
+) -> Result<(Agenda, AgendaBoot), StateError> {
+    let today = demo::today_for_demo(now).map_err(StateError::Demo)?;
+    let (boot, stored) = match store.load_agenda()? {
+        Some(StoredAgenda {
+            source: AgendaSource::Demo { first_day },
+            ..
+        }) if first_day != today => (AgendaBoot::DemoMoved, None),
+        Some(stored) => (AgendaBoot::Stored, Some(stored)),
+        None => (AgendaBoot::DemoSeeded, None),
+    };
+    match stored {
+        Some(stored) => Ok((stored.agenda, boot)),
+        None => {
+            let agenda = demo::demo_agenda(today).map_err(StateError::Demo)?;
+            store
+                .replace_agenda(agenda.clone(), AgendaSource::Demo { first_day: today }, now)
+                .await?;
+            Ok((agenda, boot))
+        }
+    }
+}
