@@ -26,7 +26,11 @@ use crate::state::{AgendaBoot, AppState};
 use crate::store::{AgendaSource, Store};
 
 #[derive(Debug, Parser)]
-#[command(name = "concierge", version, about = "A conference concierge over SMS and web chat.")]
+#[command(
+    name = "concierge",
+    version,
+    about = "A conference concierge over SMS and web chat."
+)]
 pub struct Cli {
     /// Configuration file (TOML). Default: ./concierge.toml if it exists.
     #[arg(long, global = true, env = "CONCIERGE_CONFIG", value_name = "FILE")]
@@ -81,8 +85,8 @@ pub struct ReadArgs {
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
     /// Conference name to use instead of the file's.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+    #[arg(long = "name", value_name = "NAME")]
+    pub conference_name: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,7 +274,7 @@ fn import_options(config: &Config, read: &ReadArgs) -> Result<ImportOptions> {
     Ok(ImportOptions {
         format: read.format,
         time_zone,
-        conference_name: read.name.clone(),
+        conference_name: read.conference_name.clone(),
     })
 }
 
@@ -298,7 +302,9 @@ async fn import_command(config: Config, args: ImportArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            store.record_failed_import(&name, &err.to_string(), now).await?;
+            store
+                .record_failed_import(&name, &err.to_string(), now)
+                .await?;
             eprintln!("error: {err}");
             eprintln!("the stored agenda was not changed");
             Ok(ExitCode::FAILURE)
@@ -353,7 +359,9 @@ fn parse_at(at: Option<&str>, zone: &Zone) -> Result<Timestamp> {
     match at {
         None => Ok(SystemClock.now()),
         Some("now") => Ok(SystemClock.now()),
-        Some(text) => Ok(FlexTime::parse(text).map_err(anyhow::Error::msg)?.resolve(zone)),
+        Some(text) => Ok(FlexTime::parse(text)
+            .map_err(anyhow::Error::msg)?
+            .resolve(zone)),
     }
 }
 
@@ -446,8 +454,11 @@ fn agenda_command(config: &Config, cmd: AgendaCommand) -> Result<ExitCode> {
                 }
                 for sp in speakers {
                     writeln!(out, "{}", sp.name)?;
-                    let sessions: Vec<&Session> =
-                        sp.sessions.iter().filter_map(|id| index.session(id)).collect();
+                    let sessions: Vec<&Session> = sp
+                        .sessions
+                        .iter()
+                        .filter_map(|id| index.session(id))
+                        .collect();
                     print_sessions(&mut out, &index, &sessions, false)?;
                 }
             }
@@ -458,7 +469,11 @@ fn agenda_command(config: &Config, cmd: AgendaCommand) -> Result<ExitCode> {
             let zone = &agenda.conference.time_zone;
             writeln!(out, "{}", agenda.summary())?;
             for day in &agenda.conference.days {
-                let count = agenda.sessions.iter().filter(|s| s.day == day.index).count();
+                let count = agenda
+                    .sessions
+                    .iter()
+                    .filter(|s| s.day == day.index)
+                    .count();
                 writeln!(
                     out,
                     "day {} {}: {} sessions, {} to {}",
@@ -469,8 +484,16 @@ fn agenda_command(config: &Config, cmd: AgendaCommand) -> Result<ExitCode> {
                     zone.rfc3339(day.end)
                 )?;
             }
-            writeln!(out, "rooms: {}", names(agenda.rooms.iter().map(|r| r.name.as_str())))?;
-            writeln!(out, "tracks: {}", names(agenda.tracks.iter().map(|t| t.name.as_str())))?;
+            writeln!(
+                out,
+                "rooms: {}",
+                names(agenda.rooms.iter().map(|r| r.name.as_str()))
+            )?;
+            writeln!(
+                out,
+                "tracks: {}",
+                names(agenda.tracks.iter().map(|t| t.name.as_str()))
+            )?;
         }
         AgendaCommand::Export(source) => {
             let index = load_index(config, &source)?;
@@ -561,7 +584,9 @@ fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<ExitCode> {
         Ok(response)
     };
     match check() {
-        Ok(response) if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") => {
+        Ok(response)
+            if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") =>
+        {
             println!("ok");
             Ok(ExitCode::SUCCESS)
         }
@@ -576,5 +601,16 @@ fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<ExitCode> {
             eprintln!("unhealthy: cannot reach {addr}: {err}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

@@ -163,11 +163,16 @@ impl Config {
         for (var, _) in ENV_VARS {
             if let Some(value) = env(var).filter(|v| !v.is_empty()) {
                 set.push(var.to_string());
-                raw.apply_env(var, value)
-                    .map_err(|message| ConfigError { source: None, message })?;
+                raw.apply_env(var, value).map_err(|message| ConfigError {
+                    source: None,
+                    message,
+                })?;
             }
         }
-        raw.validate(Origin { file: path, env: set })
+        raw.validate(Origin {
+            file: path,
+            env: set,
+        })
     }
 
     /// A description for the start-up log. It never contains a secret.
@@ -177,10 +182,20 @@ impl Config {
             self.bind,
             self.data_dir.display(),
             self.intents_dir.display(),
-            self.time_zone.as_ref().map_or("(from the agenda)", |z| z.name()),
+            self.time_zone
+                .as_ref()
+                .map_or("(from the agenda)", |z| z.name()),
             self.public_url.as_ref().map_or("(none)", |u| u.as_str()),
-            if self.twilio.is_some() { "configured" } else { "(none)" },
-            if self.admin_token.is_some() { "set" } else { "(none: admin endpoints refuse all requests)" },
+            if self.twilio.is_some() {
+                "configured"
+            } else {
+                "(none)"
+            },
+            if self.admin_token.is_some() {
+                "set"
+            } else {
+                "(none: admin endpoints refuse all requests)"
+            },
             self.sled_cache_bytes / (1024 * 1024),
         )
     }
@@ -207,7 +222,9 @@ impl RawConfig {
             "CONCIERGE_TWILIO_AUTH_TOKEN" => {
                 self.twilio.get_or_insert_with(twilio).auth_token = Some(value)
             }
-            "CONCIERGE_TWILIO_SENDER" => self.twilio.get_or_insert_with(twilio).sender = Some(value),
+            "CONCIERGE_TWILIO_SENDER" => {
+                self.twilio.get_or_insert_with(twilio).sender = Some(value)
+            }
             _ => {}
         }
         Ok(())
@@ -238,7 +255,9 @@ impl RawConfig {
                 let url = Url::parse(raw)
                     .map_err(|e| err(format!("public_url = {raw:?} is not a URL: {e}")))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(err(format!("public_url = {raw:?} must be an http or https URL")));
+                    return Err(err(format!(
+                        "public_url = {raw:?} must be an http or https URL"
+                    )));
                 }
                 Ok(url)
             })
@@ -287,9 +306,9 @@ fn validate_twilio(raw: RawTwilio) -> Result<TwilioConfig, String> {
     if auth_token.trim().is_empty() {
         return Err("twilio.auth_token is empty".into());
     }
-    let sender = raw
-        .sender
-        .ok_or("twilio.sender is missing (a number such as +15551234567, or a Messaging Service SID MG…)")?;
+    let sender = raw.sender.ok_or(
+        "twilio.sender is missing (a number such as +15551234567, or a Messaging Service SID MG…)",
+    )?;
     let is_e164 = sender.starts_with('+')
         && (8..=16).contains(&sender.len())
         && sender[1..].bytes().all(|b| b.is_ascii_digit());
@@ -317,8 +336,10 @@ mod tests {
         if let Some(text) = toml_text {
             std::fs::write(&path, text).unwrap();
         }
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::load(toml_text.map(|_| path.as_path()), |k| env.get(k).cloned())
     }
 
@@ -342,25 +363,49 @@ mod tests {
         assert_eq!(config.bind, "0.0.0.0:7000".parse().unwrap());
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.time_zone.unwrap().name(), "Europe/Berlin");
-        assert_eq!(config.origin.env, vec!["CONCIERGE_BIND", "CONCIERGE_TIME_ZONE"]);
+        assert_eq!(
+            config.origin.env,
+            vec!["CONCIERGE_BIND", "CONCIERGE_TIME_ZONE"]
+        );
         let twilio = config.twilio.unwrap();
         assert_eq!(twilio.auth_token.expose(), "secret-token-value");
-        assert_eq!(format!("{twilio:?}").contains("secret-token-value"), false);
+        assert!(!format!("{twilio:?}").contains("secret-token-value"));
     }
 
     #[test]
     fn bad_values_are_refused_with_a_reason() {
-        let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
+        // (file, environment, what the error says)
+        type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (Some("bnid = \"x\""), &[], "unknown field `bnid`"),
             (Some("bind = 8080"), &[], "invalid type"),
             (Some("bind = \"localhost\""), &[], "is not an address"),
-            (Some("time_zone = \"Mars/Base\""), &[], "not a known time zone"),
+            (
+                Some("time_zone = \"Mars/Base\""),
+                &[],
+                "not a known time zone",
+            ),
             (Some("public_url = \"ftp://x\""), &[], "http or https"),
             (Some("admin_token = \"short\""), &[], "at least 16"),
             (Some("sled_cache_mb = 0"), &[], "out of range"),
-            (Some("[twilio]\naccount_sid = \"nope\""), &[], "34-character"),
+            (
+                Some("[twilio]\naccount_sid = \"nope\""),
+                &[],
+                "34-character",
+            ),
             (None, &[("CONCIERGE_SLED_CACHE_MB", "lots")], "whole number"),
-            (None, &[("CONCIERGE_TWILIO_ACCOUNT_SID", "AC00000000000000000000000000000000"), ("CONCIERGE_TWILIO_AUTH_TOKEN", "t"), ("CONCIERGE_TWILIO_SENDER", "555")], "E.164"),
+            (
+                None,
+                &[
+                    (
+                        "CONCIERGE_TWILIO_ACCOUNT_SID",
+                        "AC00000000000000000000000000000000",
+                    ),
+                    ("CONCIERGE_TWILIO_AUTH_TOKEN", "t"),
+                    ("CONCIERGE_TWILIO_SENDER", "555"),
+                ],
+                "E.164",
+            ),
         ];
         for (file, env, expected) in cases {
             let err = load(*file, env).unwrap_err().to_string();

@@ -88,7 +88,11 @@ impl AppState {
     }
 
     /// Stores an imported agenda and then makes it current. If storing fails, nothing changes.
-    pub async fn replace_agenda(&self, imported: Imported, file: &str) -> Result<ImportRecord, StoreError> {
+    pub async fn replace_agenda(
+        &self,
+        imported: Imported,
+        file: &str,
+    ) -> Result<ImportRecord, StoreError> {
         let source = AgendaSource::File {
             name: file.to_string(),
             format: imported.format,

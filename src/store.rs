@@ -58,12 +58,11 @@ trait Versioned: Serialize + DeserializeOwned {
 
     fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         match bytes.split_first() {
-            Some((&version, json)) if version == Self::VERSION => {
-                serde_json::from_slice(json).map_err(|err| StoreError::Decode {
+            Some((&version, json)) if version == Self::VERSION => serde_json::from_slice(json)
+                .map_err(|err| StoreError::Decode {
                     what: Self::WHAT,
                     message: err.to_string(),
-                })
-            }
+                }),
             Some((&version, _)) => Err(StoreError::Decode {
                 what: Self::WHAT,
                 message: format!(
@@ -134,13 +133,26 @@ impl Versioned for ImportRecord {
 #[derive(Debug)]
 pub enum StoreError {
     /// Another process (usually a running `concierge serve`) holds the database.
-    Locked { path: PathBuf },
-    Open { path: PathBuf, message: String },
+    Locked {
+        path: PathBuf,
+    },
+    Open {
+        path: PathBuf,
+        message: String,
+    },
     /// The store was written by a newer concierge.
-    Schema { found: u32 },
+    Schema {
+        found: u32,
+    },
     Sled(sled::Error),
-    Encode { what: &'static str, message: String },
-    Decode { what: &'static str, message: String },
+    Encode {
+        what: &'static str,
+        message: String,
+    },
+    Decode {
+        what: &'static str,
+        message: String,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -318,7 +330,8 @@ impl Store {
                 error: error.to_string(),
             },
         };
-        self.imports.insert(record.id.to_be_bytes(), record.encode()?)?;
+        self.imports
+            .insert(record.id.to_be_bytes(), record.encode()?)?;
         self.db.flush_async().await?;
         Ok(record)
     }

@@ -211,7 +211,11 @@ mod tests {
             ("ünïcode mäh", "mäh", true),
         ];
         for (hay, needle, expected) in cases {
-            assert_eq!(contains_word_prefix(hay, needle), expected, "{hay:?} / {needle:?}");
+            assert_eq!(
+                contains_word_prefix(hay, needle),
+                expected,
+                "{hay:?} / {needle:?}"
+            );
         }
     }
 
@@ -219,10 +223,19 @@ mod tests {
     fn html_to_text_table() {
         let cases = [
             ("plain text  here ", "plain text here"),
-            ("<p>FOSDEM welcome and opening talk.</p>", "FOSDEM welcome and opening talk."),
-            ("<p>One</p>\n<hr />\n<p>Two &amp; three</p>", "One\n\nTwo & three"),
+            (
+                "<p>FOSDEM welcome and opening talk.</p>",
+                "FOSDEM welcome and opening talk.",
+            ),
+            (
+                "<p>One</p>\n<hr />\n<p>Two &amp; three</p>",
+                "One\n\nTwo & three",
+            ),
             ("<ul><li>a</li><li>b</li></ul>", "- a\n- b"),
-            ("x &lt; y &#39;q&#39; &#x41; &bogus; & done", "x < y 'q' A &bogus; & done"),
+            (
+                "x &lt; y &#39;q&#39; &#x41; &bogus; & done",
+                "x < y 'q' A &bogus; & done",
+            ),
             ("a < b", "a < b"),
             ("<a href=\"https://x\">link</a> text", "link text"),
         ];

@@ -69,7 +69,10 @@ pub fn shift_to(mut agenda: Agenda, first_day: Date) -> Agenda {
             .unwrap_or(ts)
     };
     for day in &mut agenda.conference.days {
-        day.date = day.date.checked_add(Span::new().days(days)).unwrap_or(day.date);
+        day.date = day
+            .date
+            .checked_add(Span::new().days(days))
+            .unwrap_or(day.date);
         day.start = shift(day.start);
         day.end = shift(day.end);
     }

@@ -150,8 +150,7 @@ impl SessionKind {
                 Some(SessionKind::Panel)
             } else if has(s, "lightning") {
                 Some(SessionKind::Lightning)
-            } else if has(s, "lunch") || has(s, "breakfast") || has(s, "dinner") || has(s, "meal")
-            {
+            } else if has(s, "lunch") || has(s, "breakfast") || has(s, "dinner") || has(s, "meal") {
                 Some(SessionKind::Meal)
             } else if has(s, "break") || has(s, "pause") || has(s, "coffee") {
                 Some(SessionKind::Break)
@@ -348,12 +347,16 @@ impl Agenda {
 
         // Rooms, tracks and speakers that sessions name but the lists lack are added, in order of
         // first use, so queries never meet a dangling name.
-        add_missing(&mut rooms, sessions.iter().filter_map(|s| s.room.as_deref()), |n| Room {
-            name: n.into(),
-        });
-        add_missing(&mut tracks, sessions.iter().filter_map(|s| s.track.as_deref()), |n| {
-            Track { name: n.into() }
-        });
+        add_missing(
+            &mut rooms,
+            sessions.iter().filter_map(|s| s.room.as_deref()),
+            |n| Room { name: n.into() },
+        );
+        add_missing(
+            &mut tracks,
+            sessions.iter().filter_map(|s| s.track.as_deref()),
+            |n| Track { name: n.into() },
+        );
         // A track no session is in (FOSDEM declares 70 and uses 62) is noise for every question
         // about tracks, so it is dropped.
         let used: HashSet<&str> = sessions.iter().filter_map(|s| s.track.as_deref()).collect();
@@ -631,7 +634,11 @@ mod tests {
     #[test]
     fn kind_guess_table() {
         let cases = [
-            ("Talk 30 min + 10min Q&A", "Der faule Admin", SessionKind::Talk),
+            (
+                "Talk 30 min + 10min Q&A",
+                "Der faule Admin",
+                SessionKind::Talk,
+            ),
             ("maintrack", "Welcome to FOSDEM 2026", SessionKind::Talk),
             ("Bits & Bäume - Workshop", "x", SessionKind::Workshop),
             ("Keynote", "x", SessionKind::Keynote),
@@ -642,7 +649,11 @@ mod tests {
             ("lecture", "Opening Ceremony", SessionKind::Talk),
         ];
         for (kind, title, expected) in cases {
-            assert_eq!(SessionKind::guess(kind, title), expected, "{kind:?} {title:?}");
+            assert_eq!(
+                SessionKind::guess(kind, title),
+                expected,
+                "{kind:?} {title:?}"
+            );
         }
     }
 }

@@ -125,7 +125,11 @@ impl AgendaIndex {
             let speakers: Vec<&str> = s
                 .speakers
                 .iter()
-                .filter_map(|id| speaker_pos.get(id).map(|&p| agenda.speakers[p].name.as_str()))
+                .filter_map(|id| {
+                    speaker_pos
+                        .get(id)
+                        .map(|&p| agenda.speakers[p].name.as_str())
+                })
                 .collect();
             docs.push(Doc {
                 title: fold(&s.title),
@@ -228,7 +232,12 @@ impl AgendaIndex {
     }
 
     /// Sessions starting in `[from, to)`, in start order.
-    pub fn starting_between(&self, from: Timestamp, to: Timestamp, filter: &Filter) -> Vec<&Session> {
+    pub fn starting_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        filter: &Filter,
+    ) -> Vec<&Session> {
         self.candidates_from(from, filter)
             .take_while(|&i| self.starts[i] < to)
             .map(|i| &self.agenda.sessions[i])
@@ -237,7 +246,11 @@ impl AgendaIndex {
 
     /// The schedule day with this 1-based index.
     pub fn day(&self, index: u32) -> Option<&Day> {
-        self.agenda.conference.days.iter().find(|d| d.index == index)
+        self.agenda
+            .conference
+            .days
+            .iter()
+            .find(|d| d.index == index)
     }
 
     /// The schedule day `at` falls in, if any (days that run past midnight count as the earlier day).
@@ -254,7 +267,12 @@ impl AgendaIndex {
     /// in the session. Scores, per query word: title 8, track 5, tag 5, speaker 5, room 3, abstract 1
     /// (the best field counts), plus 4 if the whole query appears in the title. Results are sorted by
     /// score, then start. With `after`, only sessions starting at or after it are returned.
-    pub fn search(&self, query: &str, after: Option<Timestamp>, limit: usize) -> Vec<SearchHit<'_>> {
+    pub fn search(
+        &self,
+        query: &str,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Vec<SearchHit<'_>> {
         let folded = fold(query);
         let terms = content_words(&folded);
         if terms.is_empty() {
@@ -343,8 +361,12 @@ impl AgendaIndex {
     fn matches(&self, i: usize, filter: &Filter) -> bool {
         let s = &self.agenda.sessions[i];
         (filter.include_breaks || s.kind.is_programme())
-            && filter.room.is_none_or(|RoomId(r)| self.room_of[i] == Some(r))
-            && filter.track.is_none_or(|TrackId(t)| self.track_of[i] == Some(t))
+            && filter
+                .room
+                .is_none_or(|RoomId(r)| self.room_of[i] == Some(r))
+            && filter
+                .track
+                .is_none_or(|TrackId(t)| self.track_of[i] == Some(t))
             && filter.topic.as_ref().is_none_or(|terms| {
                 terms
                     .iter()
@@ -392,10 +414,51 @@ fn find_named(folded_names: &[String], wanted: &str) -> Option<usize> {
 /// Words that carry no topic in a search ("talks about video" searches for "video"). English, Spanish
 /// and German function words and the words people use for a session itself.
 const STOP_WORDS: &[&str] = &[
-    "a", "about", "an", "and", "any", "are", "at", "for", "in", "is", "of", "on", "or", "the",
-    "there", "to", "with", "talk", "talks", "session", "sessions", "presentation", "presentations",
-    "de", "del", "el", "en", "la", "las", "los", "sobre", "un", "una", "y", "charla", "charlas",
-    "sesion", "sesiones", "der", "die", "das", "und", "uber", "vortrag", "vortrage",
+    "a",
+    "about",
+    "an",
+    "and",
+    "any",
+    "are",
+    "at",
+    "for",
+    "in",
+    "is",
+    "of",
+    "on",
+    "or",
+    "the",
+    "there",
+    "to",
+    "with",
+    "talk",
+    "talks",
+    "session",
+    "sessions",
+    "presentation",
+    "presentations",
+    "de",
+    "del",
+    "el",
+    "en",
+    "la",
+    "las",
+    "los",
+    "sobre",
+    "un",
+    "una",
+    "y",
+    "charla",
+    "charlas",
+    "sesion",
+    "sesiones",
+    "der",
+    "die",
+    "das",
+    "und",
+    "uber",
+    "vortrag",
+    "vortrage",
 ];
 
 /// The words of a folded query with stop words removed; all of them if nothing else is left.

@@ -103,7 +103,9 @@ pub fn build(
     let mut sessions = Vec::with_capacity(events.len());
     for event in events {
         if let Some(first) = seen_ids.get(&event.id) {
-            let first_line = first.line.map_or(String::new(), |(l, _)| format!(" (line {l})"));
+            let first_line = first
+                .line
+                .map_or(String::new(), |(l, _)| format!(" (line {l})"));
             return Err(ImportError {
                 file: file.into(),
                 place: Some(event.place),
@@ -173,18 +175,24 @@ pub fn build(
             }
         }
 
-        let abstract_text = [&event.abstract_html, &event.description_html]
+        let mut abstract_text = [&event.abstract_html, &event.description_html]
             .into_iter()
             .flatten()
             .map(|html| html_to_text(html))
             .find(|t| !t.is_empty())
             .unwrap_or_default();
-        let title = match event.subtitle.as_deref().map(str::trim) {
-            Some(sub) if !sub.is_empty() && !event.title.contains(sub) => {
-                format!("{}: {}", event.title.trim(), sub)
+        // The title stays as the schedule prints it; a subtitle leads the abstract, where search
+        // still finds it.
+        if let Some(sub) = event.subtitle.as_deref().map(str::trim) {
+            if !sub.is_empty() && !abstract_text.contains(sub) {
+                abstract_text = if abstract_text.is_empty() {
+                    sub.to_string()
+                } else {
+                    format!("{sub}\n\n{abstract_text}")
+                };
             }
-            _ => event.title.trim().to_string(),
-        };
+        }
+        let title = event.title.trim().to_string();
         let kind = SessionKind::guess(&event.kind_text, &event.title);
         let mut tags = Vec::new();
         let kind_text = event.kind_text.trim();
@@ -224,9 +232,9 @@ pub fn build(
     let days = days
         .into_iter()
         .map(|d| {
-            let start = d
-                .start
-                .unwrap_or_else(|| FlexTime::Local(d.date.to_datetime(Time::midnight())).resolve(&zone));
+            let start = d.start.unwrap_or_else(|| {
+                FlexTime::Local(d.date.to_datetime(Time::midnight())).resolve(&zone)
+            });
             Day {
                 index: d.index,
                 date: d.date,
@@ -268,8 +276,13 @@ fn parse_clock(s: &str) -> Result<Time, String> {
     if secs >= 24 * 3600 {
         return Err(format!("{s:?} is not a time of day (expected HH:MM)"));
     }
-    Time::new((secs / 3600) as i8, (secs % 3600 / 60) as i8, (secs % 60) as i8, 0)
-        .map_err(|err| err.to_string())
+    Time::new(
+        (secs / 3600) as i8,
+        (secs % 3600 / 60) as i8,
+        (secs % 60) as i8,
+        0,
+    )
+    .map_err(|err| err.to_string())
 }
 
 fn is_video_link(href: &str, title: &str) -> bool {

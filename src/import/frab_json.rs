@@ -128,7 +128,9 @@ struct Duration(i64);
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration(&s).map(Duration).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(Duration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -237,9 +239,7 @@ pub fn import(
                     links: event
                         .links
                         .into_iter()
-                        .filter_map(|l| {
-                            l.url.or(l.href).map(|u| (u, l.title.unwrap_or_default()))
-                        })
+                        .filter_map(|l| l.url.or(l.href).map(|u| (u, l.title.unwrap_or_default())))
                         .collect(),
                     url: event.url,
                     place,

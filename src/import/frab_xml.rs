@@ -47,7 +47,11 @@ struct Reader<'a, 'input> {
 }
 
 impl<'a, 'input> Reader<'a, 'input> {
-    fn read(&self, options: &ImportOptions, warnings: &mut Vec<String>) -> Result<Agenda, ImportError> {
+    fn read(
+        &self,
+        options: &ImportOptions,
+        warnings: &mut Vec<String>,
+    ) -> Result<Agenda, ImportError> {
         let root = self.doc.root_element();
         if root.tag_name().name() != "schedule" {
             return Err(self.error(
@@ -60,7 +64,11 @@ impl<'a, 'input> Reader<'a, 'input> {
             ));
         }
         let conference = child(root, "conference").ok_or_else(|| {
-            self.error(root, "/schedule".into(), "<schedule> has no <conference> element".into())
+            self.error(
+                root,
+                "/schedule".into(),
+                "<schedule> has no <conference> element".into(),
+            )
         })?;
         let mut meta = MetaDraft {
             title: text_of(conference, "title").unwrap_or_default(),
@@ -81,7 +89,10 @@ impl<'a, 'input> Reader<'a, 'input> {
             }
         }
         for room in children(root, "rooms").flat_map(|r| children(r, "room")) {
-            let name = room.attribute("name").map(str::to_string).unwrap_or_else(|| node_text(room));
+            let name = room
+                .attribute("name")
+                .map(str::to_string)
+                .unwrap_or_else(|| node_text(room));
             push_unique(&mut meta.rooms, &name);
         }
 
@@ -91,14 +102,23 @@ impl<'a, 'input> Reader<'a, 'input> {
             let day_path = format!("/schedule/day[{}]", day_pos + 1);
             let index = match day.attribute("index") {
                 Some(raw) => raw.trim().parse::<u32>().map_err(|_| {
-                    self.error(day, day_path.clone(), format!("index={raw:?} is not a day number"))
+                    self.error(
+                        day,
+                        day_path.clone(),
+                        format!("index={raw:?} is not a day number"),
+                    )
                 })?,
                 None => day_pos as u32 + 1,
             };
-            let date = self.attr_parse::<Date>(day, &day_path, "date", "a date such as 2024-12-27")?
-                .ok_or_else(|| self.error(day, day_path.clone(), "<day> has no date attribute".into()))?;
-            let start = self.attr_parse::<Timestamp>(day, &day_path, "start", "a date-time with offset")?;
-            let end = self.attr_parse::<Timestamp>(day, &day_path, "end", "a date-time with offset")?;
+            let date = self
+                .attr_parse::<Date>(day, &day_path, "date", "a date such as 2024-12-27")?
+                .ok_or_else(|| {
+                    self.error(day, day_path.clone(), "<day> has no date attribute".into())
+                })?;
+            let start =
+                self.attr_parse::<Timestamp>(day, &day_path, "start", "a date-time with offset")?;
+            let end =
+                self.attr_parse::<Timestamp>(day, &day_path, "end", "a date-time with offset")?;
             days.push(DayDraft {
                 index,
                 date,
@@ -115,18 +135,34 @@ impl<'a, 'input> Reader<'a, 'input> {
             }
         }
         if days.is_empty() {
-            return Err(self.error(root, "/schedule".into(), "the schedule has no <day> elements".into()));
+            return Err(self.error(
+                root,
+                "/schedule".into(),
+                "the schedule has no <day> elements".into(),
+            ));
         }
         frab::build(self.file, meta, days, events, options, warnings)
     }
 
-    fn event(&self, event: Node, room_path: &str, day: u32, room_name: &str) -> Result<EventDraft, ImportError> {
+    fn event(
+        &self,
+        event: Node,
+        room_path: &str,
+        day: u32,
+        room_name: &str,
+    ) -> Result<EventDraft, ImportError> {
         let id = event
             .attribute("id")
             .or_else(|| event.attribute("guid"))
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| self.error(event, format!("{room_path}/event"), "<event> has no id attribute".into()))?;
+            .ok_or_else(|| {
+                self.error(
+                    event,
+                    format!("{room_path}/event"),
+                    "<event> has no id attribute".into(),
+                )
+            })?;
         let path = format!("{room_path}/event[{id}]");
         let title = text_of(event, "title")
             .filter(|t| !t.trim().is_empty())
@@ -191,7 +227,11 @@ impl<'a, 'input> Reader<'a, 'input> {
         match node.attribute(name) {
             None => Ok(None),
             Some(raw) => raw.trim().parse::<T>().map(Some).map_err(|_| {
-                self.error(node, path.to_string(), format!("{name}={raw:?} is not {expected}"))
+                self.error(
+                    node,
+                    path.to_string(),
+                    format!("{name}={raw:?} is not {expected}"),
+                )
             }),
         }
     }

@@ -187,7 +187,11 @@ pub fn import_bytes(
     options: &ImportOptions,
 ) -> Result<Imported, ImportError> {
     let text = std::str::from_utf8(bytes).map_err(|err| {
-        let line = bytes[..err.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..err.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         ImportError::new(
             file,
             Some(Place {
@@ -212,7 +216,12 @@ pub fn import_bytes(
         Format::FrabXml => frab_xml::import(file, text, options, &mut warnings)?,
         Format::Sessionize => sessionize::import(file, text, options, &mut warnings)?,
     };
-    if let Some(name) = options.conference_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    if let Some(name) = options
+        .conference_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         agenda.conference.name = name.to_string();
     }
     Ok(Imported {
@@ -366,7 +375,9 @@ impl<'de> Deserialize<'de> for AnyId {
         match Raw::deserialize(d) {
             Ok(Raw::Int(i)) => Ok(AnyId(i.to_string())),
             Ok(Raw::Str(s)) => Ok(AnyId(s)),
-            Err(_) => Err(serde::de::Error::custom("expected an id (a number or a string)")),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected an id (a number or a string)",
+            )),
         }
     }
 }
@@ -453,7 +464,10 @@ mod tests {
         let cases = [
             ("<?xml version=\"1.0\"?><schedule/>", Some(Format::FrabXml)),
             ("{\"schedule\": {}}", Some(Format::FrabJson)),
-            ("{\"sessions\": [], \"speakers\": []}", Some(Format::Sessionize)),
+            (
+                "{\"sessions\": [], \"speakers\": []}",
+                Some(Format::Sessionize),
+            ),
             ("{\"format\": \"concierge-agenda\"}", Some(Format::Native)),
             ("{\"hello\": 1}", None),
             ("hello", None),

@@ -126,7 +126,11 @@ pub fn import(file: &str, text: &str, _options: &ImportOptions) -> Result<Agenda
     let speaker_ids: std::collections::HashSet<&str> =
         parsed.speakers.iter().map(|s| s.id.as_str()).collect();
     for (i, s) in parsed.sessions.iter().enumerate() {
-        if let Some(missing) = s.speakers.iter().find(|id| !speaker_ids.contains(id.as_str())) {
+        if let Some(missing) = s
+            .speakers
+            .iter()
+            .find(|id| !speaker_ids.contains(id.as_str()))
+        {
             return Err(ImportError {
                 file: file.into(),
                 place: Some(super::Place {
@@ -178,7 +182,11 @@ pub fn import(file: &str, text: &str, _options: &ImportOptions) -> Result<Agenda
     Agenda::new(
         conference,
         parsed.rooms.into_iter().map(|name| Room { name }).collect(),
-        parsed.tracks.into_iter().map(|name| Track { name }).collect(),
+        parsed
+            .tracks
+            .into_iter()
+            .map(|name| Track { name })
+            .collect(),
         parsed
             .speakers
             .into_iter()
@@ -212,7 +220,10 @@ pub fn export(agenda: &Agenda) -> serde_json::Value {
             });
             let obj = v.as_object_mut().expect("json! of an object is an object");
             let mut put = |key: &str, value: serde_json::Value| {
-                if !value.is_null() && value != serde_json::json!([]) && value != serde_json::json!("") {
+                if !value.is_null()
+                    && value != serde_json::json!([])
+                    && value != serde_json::json!("")
+                {
                     obj.insert(key.into(), value);
                 }
             };

@@ -138,12 +138,16 @@ pub fn import(
             }
         }
     }
-    let rooms_by_id: HashMap<i64, &str> = parsed.rooms.iter().map(|r| (r.id, r.name.trim())).collect();
+    let rooms_by_id: HashMap<i64, &str> =
+        parsed.rooms.iter().map(|r| (r.id, r.name.trim())).collect();
 
     let mut sessions = Vec::with_capacity(parsed.sessions.len());
     let mut unscheduled = 0;
     for s in parsed.sessions {
-        if s.status.as_deref().is_some_and(|st| !st.eq_ignore_ascii_case("accepted")) {
+        if s.status
+            .as_deref()
+            .is_some_and(|st| !st.eq_ignore_ascii_case("accepted"))
+        {
             continue;
         }
         let Some(starts_at) = s.starts_at else {
@@ -185,11 +189,18 @@ pub fn import(
         sessions.push(Session {
             id: s.id.0,
             title: s.title.trim().to_string(),
-            abstract_text: s.description.as_deref().map(html_to_text).unwrap_or_default(),
+            abstract_text: s
+                .description
+                .as_deref()
+                .map(html_to_text)
+                .unwrap_or_default(),
             start,
             end,
             day: 0,
-            room: s.room_id.and_then(|id| rooms_by_id.get(&id)).map(|r| r.to_string()),
+            room: s
+                .room_id
+                .and_then(|id| rooms_by_id.get(&id))
+                .map(|r| r.to_string()),
             track,
             kind,
             speakers: s.speakers.into_iter().map(|id| id.0).collect(),
@@ -215,8 +226,15 @@ pub fn import(
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" ");
-            let name = sp.full_name.filter(|n| !n.trim().is_empty()).unwrap_or(joined);
-            let bio = sp.bio.or(sp.tag_line).map(|b| html_to_text(&b)).filter(|b| !b.is_empty());
+            let name = sp
+                .full_name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(joined);
+            let bio = sp
+                .bio
+                .or(sp.tag_line)
+                .map(|b| html_to_text(&b))
+                .filter(|b| !b.is_empty());
             Speaker {
                 id: sp.id.0,
                 name: name.trim().to_string(),
@@ -236,7 +254,13 @@ pub fn import(
         venue: None,
         days: Vec::new(),
     };
-    let rooms = parsed.rooms.into_iter().map(|r| Room { name: r.name.trim().to_string() }).collect();
+    let rooms = parsed
+        .rooms
+        .into_iter()
+        .map(|r| Room {
+            name: r.name.trim().to_string(),
+        })
+        .collect();
     Agenda::new(conference, rooms, tracks, speakers, sessions)
         .map_err(|err| ImportError::from_agenda(file, err))
 }

@@ -1,0 +1,176 @@
+//! The HTTP server over a real bound port: health and readiness, error bodies, the body limit,
+//! graceful shutdown that flushes the store, and the agenda chosen at start.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use concierge::clock::FixedClock;
+use concierge::config::{Config, Origin, RawConfig};
+use concierge::state::{AgendaBoot, AppState};
+use concierge::store::{AgendaSource, Store};
+use jiff::Timestamp;
+use tokio::sync::oneshot;
+
+fn config(data_dir: &Path) -> Config {
+    let mut config = RawConfig::default()
+        .validate(Origin {
+            file: None,
+            env: vec![],
+        })
+        .unwrap();
+    config.data_dir = data_dir.to_path_buf();
+    config
+}
+
+/// A server on 127.0.0.1:0 over the store in `dir`, with the clock at `now`.
+struct Server {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    boot: AgendaBoot,
+}
+
+impl Server {
+    async fn start(dir: &Path, now: &str) -> Server {
+        let store = Store::open(dir, 8 * 1024 * 1024).unwrap();
+        let clock = Arc::new(FixedClock::new(now.parse().unwrap()));
+        let (state, boot) = AppState::open(config(dir), store, clock).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(concierge::http::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Server {
+            base,
+            stop: Some(stop),
+            task,
+            boot,
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "2026-11-24T18:00:00Z").await;
+    let client = reqwest::Client::new();
+
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+
+    let ready = client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["agenda"]["conference"], "Pacific Dev Summit 2026");
+    assert_eq!(body["agenda"]["sessions"], 90);
+
+    let missing = client
+        .get(format!("{}/nope", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "not found");
+
+    // A body over the limit is refused before any handler reads it.
+    let big = client
+        .get(format!("{}/healthz", server.base))
+        .body(vec![b'x'; concierge::http::BODY_LIMIT + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_data_dir_gets_the_demo_placed_today_and_keeps_it_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // 18:00 UTC on 24 November is 10:00 in Los Angeles, the demo's zone.
+    let server = Server::start(dir.path(), "2026-11-24T18:00:00Z").await;
+    assert_eq!(server.boot, AgendaBoot::DemoSeeded);
+    server.stop().await;
+
+    // Graceful shutdown flushed and closed the store: it reopens with the demo in it.
+    let store = Store::open(dir.path(), 8 * 1024 * 1024).unwrap();
+    let stored = store.load_agenda().unwrap().unwrap();
+    assert_eq!(
+        stored.source,
+        AgendaSource::Demo {
+            first_day: "2026-11-24".parse().unwrap()
+        }
+    );
+    let zone = &stored.agenda.conference.time_zone;
+    assert_eq!(
+        zone.rfc3339(stored.agenda.sessions[0].start),
+        "2026-11-24T08:00:00-08:00"
+    );
+    drop(store);
+
+    // The same day: the stored agenda is served as it is.
+    let server = Server::start(dir.path(), "2026-11-24T23:00:00Z").await;
+    assert_eq!(server.boot, AgendaBoot::Stored);
+    server.stop().await;
+
+    // Days later, the demo moves to the new today.
+    let server = Server::start(dir.path(), "2026-12-02T18:00:00Z").await;
+    assert_eq!(server.boot, AgendaBoot::DemoMoved);
+    server.stop().await;
+    let store = Store::open(dir.path(), 8 * 1024 * 1024).unwrap();
+    let stored = store.load_agenda().unwrap().unwrap();
+    assert_eq!(
+        stored.agenda.conference.days[0].date.to_string(),
+        "2026-12-02"
+    );
+}
+
+#[tokio::test]
+async fn an_imported_agenda_is_never_replaced_by_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 8 * 1024 * 1024).unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/schedules/camp2019.frab.schedule.json");
+    let imported = concierge::import::import_file(&file, &Default::default()).unwrap();
+    let source = AgendaSource::File {
+        name: "camp.json".into(),
+        format: imported.format,
+    };
+    store
+        .replace_agenda(imported.agenda, source, Timestamp::UNIX_EPOCH)
+        .await
+        .unwrap();
+    drop(store);
+
+    let server = Server::start(dir.path(), "2026-11-24T18:00:00Z").await;
+    assert_eq!(server.boot, AgendaBoot::Stored);
+    let body: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["agenda"]["conference"],
+        "Chaos Communication Camp 2019"
+    );
+    assert_eq!(body["agenda"]["sessions"], 79);
+    server.stop().await;
+}
