@@ -87,7 +87,7 @@ fn every_importer_names_the_place_of_the_error() {
             "38c3-duration.xml",
             edit(&c3, "<duration>00:30</duration>", "<duration>thirty</duration>"),
             None,
-            "/schedule/day[1]/room[Saal 1]/event[2]/duration: \"thirty\" is not a duration",
+            "38c3-duration.xml:27:17: at /schedule/day[1]/room[Saal 1]/event[2]/duration: \"thirty\" is not a duration",
         ),
         (
             "38c3-date.xml",

@@ -51,15 +51,65 @@ pub struct SearchHit<'a> {
     pub score: u32,
 }
 
-/// The folded text of one session's fields, precomputed for search.
-#[derive(Debug)]
-struct Doc {
-    title: String,
-    track: String,
-    tags: String,
-    speakers: String,
-    room: String,
-    body: String,
+/// How much a query word matching a field is worth (see [`AgendaIndex::search`]).
+const TITLE: u8 = 8;
+const TRACK: u8 = 5;
+const TAG: u8 = 5;
+const SPEAKER: u8 = 5;
+const ROOM: u8 = 3;
+const ABSTRACT: u8 = 1;
+
+/// Every folded word of every session's searchable fields, sorted, so the sessions with a word that
+/// starts with a query word are one binary search and a short scan away.
+#[derive(Debug, Default)]
+struct WordIndex {
+    /// `(word, session position, field score)`, sorted by word then session.
+    entries: Vec<(Box<str>, u32, u8)>,
+}
+
+impl WordIndex {
+    fn add(&mut self, session: usize, text: &str, score: u8) {
+        for word in words(&fold(text)) {
+            self.entries.push((word.into(), session as u32, score));
+        }
+    }
+
+    fn finish(mut self) -> WordIndex {
+        self.entries.sort_unstable();
+        self.entries
+            .dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2 <= b.2);
+        self
+    }
+
+    /// For each session, the best field score of `term` as a word prefix (0: no match).
+    fn scores(&self, term: &str, sessions: usize) -> Vec<u8> {
+        let mut best = vec![0u8; sessions];
+        let from = self.entries.partition_point(|(w, _, _)| &**w < term);
+        for (_, session, score) in self.entries[from..]
+            .iter()
+            .take_while(|(w, _, _)| w.starts_with(term))
+        {
+            let slot = &mut best[*session as usize];
+            *slot = (*slot).max(*score);
+        }
+        best
+    }
+
+    /// The sessions matching every term, with their summed scores (0: not all terms match).
+    fn all_terms(&self, terms: &[String], sessions: usize) -> Vec<u32> {
+        let mut total = vec![0u32; sessions];
+        for (k, term) in terms.iter().enumerate() {
+            let scores = self.scores(term, sessions);
+            for (t, s) in total.iter_mut().zip(scores) {
+                *t = if s == 0 || (k > 0 && *t == 0) {
+                    0
+                } else {
+                    *t + u32::from(s)
+                };
+            }
+        }
+        total
+    }
 }
 
 /// An agenda plus the lookup structures its queries need. Cheap to share behind an `Arc`.
@@ -75,7 +125,8 @@ pub struct AgendaIndex {
     by_track: Vec<Vec<u32>>,
     room_of: Vec<Option<usize>>,
     track_of: Vec<Option<usize>>,
-    docs: Vec<Doc>,
+    words: WordIndex,
+    folded_titles: Vec<String>,
     folded_rooms: Vec<String>,
     folded_tracks: Vec<String>,
     folded_speakers: Vec<String>,
@@ -108,7 +159,7 @@ impl AgendaIndex {
         let mut by_track = vec![Vec::new(); agenda.tracks.len()];
         let mut room_of = Vec::with_capacity(agenda.sessions.len());
         let mut track_of = Vec::with_capacity(agenda.sessions.len());
-        let mut docs = Vec::with_capacity(agenda.sessions.len());
+        let mut words = WordIndex::default();
         let mut longest = SignedDuration::ZERO;
         for (i, s) in agenda.sessions.iter().enumerate() {
             let room = s.room.as_deref().and_then(|r| room_pos.get(r)).copied();
@@ -122,23 +173,18 @@ impl AgendaIndex {
             room_of.push(room);
             track_of.push(track);
             longest = longest.max(s.end.duration_since(s.start));
-            let speakers: Vec<&str> = s
-                .speakers
-                .iter()
-                .filter_map(|id| {
-                    speaker_pos
-                        .get(id)
-                        .map(|&p| agenda.speakers[p].name.as_str())
-                })
-                .collect();
-            docs.push(Doc {
-                title: fold(&s.title),
-                track: s.track.as_deref().map(fold).unwrap_or_default(),
-                tags: fold(&s.tags.join(" | ")),
-                speakers: fold(&speakers.join(" | ")),
-                room: s.room.as_deref().map(fold).unwrap_or_default(),
-                body: fold(&s.abstract_text),
-            });
+            words.add(i, &s.title, TITLE);
+            words.add(i, s.track.as_deref().unwrap_or(""), TRACK);
+            for tag in &s.tags {
+                words.add(i, tag, TAG);
+            }
+            for id in &s.speakers {
+                if let Some(&p) = speaker_pos.get(id) {
+                    words.add(i, &agenda.speakers[p].name, SPEAKER);
+                }
+            }
+            words.add(i, s.room.as_deref().unwrap_or(""), ROOM);
+            words.add(i, &s.abstract_text, ABSTRACT);
         }
         AgendaIndex {
             starts: agenda.sessions.iter().map(|s| s.start).collect(),
@@ -147,7 +193,8 @@ impl AgendaIndex {
             by_track,
             room_of,
             track_of,
-            docs,
+            words: words.finish(),
+            folded_titles: agenda.sessions.iter().map(|s| fold(&s.title)).collect(),
             folded_rooms: agenda.rooms.iter().map(|r| fold(&r.name)).collect(),
             folded_tracks: agenda.tracks.iter().map(|t| fold(&t.name)).collect(),
             folded_speakers: agenda.speakers.iter().map(|s| fold(&s.name)).collect(),
@@ -203,8 +250,9 @@ impl AgendaIndex {
         let upper = self.starts.partition_point(|&s| s <= at);
         let earliest = at.checked_sub(self.longest).unwrap_or(Timestamp::MIN);
         let lower = self.starts[..upper].partition_point(|&s| s < earliest);
+        let resolved = self.resolve(filter);
         let mut on: Vec<usize> = (lower..upper)
-            .filter(|&i| self.agenda.sessions[i].end > at && self.matches(i, filter))
+            .filter(|&i| self.agenda.sessions[i].end > at && self.matches(i, &resolved))
             .collect();
         on.sort_by_key(|&i| (self.room_of[i].unwrap_or(usize::MAX), i));
         on.into_iter().map(|i| &self.agenda.sessions[i]).collect()
@@ -280,17 +328,19 @@ impl AgendaIndex {
         }
         let phrase = terms.join(" ");
         let first = after.map_or(0, |t| self.starts.partition_point(|&s| s < t));
-        let mut hits: Vec<(u32, usize)> = (first..self.agenda.sessions.len())
-            .filter_map(|i| {
-                let doc = &self.docs[i];
-                let mut score = 0;
-                for term in &terms {
-                    score += field_score(doc, term)?;
-                }
-                if terms.len() > 1 && doc.title.contains(&phrase) {
-                    score += 4;
-                }
-                Some((score, i))
+        let totals = self.words.all_terms(&terms, self.starts.len());
+        let mut hits: Vec<(u32, usize)> = totals
+            .into_iter()
+            .enumerate()
+            .skip(first)
+            .filter(|&(_, score)| score > 0)
+            .map(|(i, score)| {
+                let bonus = if terms.len() > 1 && self.folded_titles[i].contains(&phrase) {
+                    4
+                } else {
+                    0
+                };
+                (score + bonus, i)
             })
             .collect();
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -336,6 +386,7 @@ impl AgendaIndex {
         at: Timestamp,
         filter: &'a Filter,
     ) -> Box<dyn Iterator<Item = usize> + 'a> {
+        let resolved = self.resolve(filter);
         let list = match (filter.room, filter.track) {
             (Some(RoomId(r)), _) => Some(&self.by_room[r]),
             (None, Some(TrackId(t))) => Some(&self.by_track[t]),
@@ -348,17 +399,30 @@ impl AgendaIndex {
                     list[from..]
                         .iter()
                         .map(|&i| i as usize)
-                        .filter(move |&i| self.matches(i, filter)),
+                        .filter(move |&i| self.matches(i, &resolved)),
                 )
             }
             None => {
                 let from = self.starts.partition_point(|&s| s < at);
-                Box::new((from..self.starts.len()).filter(move |&i| self.matches(i, filter)))
+                Box::new((from..self.starts.len()).filter(move |&i| self.matches(i, &resolved)))
             }
         }
     }
 
-    fn matches(&self, i: usize, filter: &Filter) -> bool {
+    /// Resolves a filter for one query: a topic becomes the set of sessions matching it, worked out
+    /// once from the word index instead of per candidate.
+    fn resolve<'a>(&self, filter: &'a Filter) -> Resolved<'a> {
+        Resolved {
+            filter,
+            topic: filter
+                .topic
+                .as_ref()
+                .map(|terms| self.words.all_terms(terms, self.starts.len())),
+        }
+    }
+
+    fn matches(&self, i: usize, resolved: &Resolved) -> bool {
+        let filter = resolved.filter;
         let s = &self.agenda.sessions[i];
         (filter.include_breaks || s.kind.is_programme())
             && filter
@@ -367,27 +431,15 @@ impl AgendaIndex {
             && filter
                 .track
                 .is_none_or(|TrackId(t)| self.track_of[i] == Some(t))
-            && filter.topic.as_ref().is_none_or(|terms| {
-                terms
-                    .iter()
-                    .all(|t| field_score(&self.docs[i], t).is_some())
-            })
+            && resolved.topic.as_ref().is_none_or(|scores| scores[i] > 0)
     }
 }
 
-/// The best score one query word earns in a session, or `None` if it matches no field.
-fn field_score(doc: &Doc, term: &str) -> Option<u32> {
-    [
-        (&doc.title, 8),
-        (&doc.track, 5),
-        (&doc.tags, 5),
-        (&doc.speakers, 5),
-        (&doc.room, 3),
-        (&doc.body, 1),
-    ]
-    .into_iter()
-    .find(|(field, _)| contains_word_prefix(field, term))
-    .map(|(_, score)| score)
+/// A [`Filter`] ready for one query.
+struct Resolved<'a> {
+    filter: &'a Filter,
+    /// Per session, its topic score (0: does not match the topic).
+    topic: Option<Vec<u32>>,
 }
 
 /// An exact folded match, else the only name containing every word of `wanted` at word starts.

@@ -188,20 +188,17 @@ pub fn import(
         for (room_name, room_events) in day.rooms.0 {
             push_unique(&mut meta.rooms, &room_name);
             for (event_pos, event) in room_events.into_iter().enumerate() {
-                let place = Place {
-                    line: None,
-                    path: Some(format!(
-                        "schedule.conference.days[{day_pos}].rooms.{room_name}[{event_pos}]"
-                    )),
-                };
+                let place = Place::path(format!(
+                    "schedule.conference.days[{day_pos}].rooms.{room_name}[{event_pos}]"
+                ));
                 let date = match event.date {
                     Some(raw) => Some((
                         FlexTime::parse(&raw).map_err(|msg| ImportError {
                             file: file.into(),
-                            place: Some(Place {
-                                line: None,
-                                path: place.path.as_ref().map(|p| format!("{p}.date")),
-                            }),
+                            place: place
+                                .path
+                                .as_ref()
+                                .map(|p| Place::path(format!("{p}.date"))),
                             message: msg,
                         })?,
                         raw,

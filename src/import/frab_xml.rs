@@ -30,10 +30,7 @@ pub fn import(
         let pos = err.pos();
         ImportError {
             file: file.into(),
-            place: Some(Place {
-                line: Some((pos.row as usize, pos.col as usize)),
-                path: None,
-            }),
+            place: Some(Place::line(pos.row as usize, pos.col as usize)),
             message: format!("the XML is not well-formed: {err}"),
         }
     })?;
@@ -236,12 +233,9 @@ impl<'a, 'input> Reader<'a, 'input> {
         }
     }
 
+    /// Where `node` is: its byte offset (turned into a line only if an error is reported) and path.
     fn place(&self, node: Node, path: String) -> Place {
-        let pos = self.doc.text_pos_at(node.range().start);
-        Place {
-            line: Some((pos.row as usize, pos.col as usize)),
-            path: Some(path),
-        }
+        Place::offset(node.range().start, path)
     }
 
     fn error(&self, node: Node, path: String, message: String) -> ImportError {

@@ -105,12 +105,56 @@ pub struct Imported {
 }
 
 /// Where in a file an error is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Place {
     /// 1-based line and column, when known.
     pub line: Option<(usize, usize)>,
+    /// The byte offset in the file, when the line is not worked out yet: [`import_bytes`] turns it
+    /// into `line` before an error leaves this module (counting lines is only paid for on error).
+    pub offset: Option<usize>,
     /// The field path (`schedule.conference.days[2].rooms.Saal 1[4].duration`), when known.
     pub path: Option<String>,
+}
+
+impl Place {
+    pub fn line(line: usize, column: usize) -> Place {
+        Place {
+            line: Some((line, column)),
+            ..Place::default()
+        }
+    }
+
+    pub fn path(path: impl Into<String>) -> Place {
+        Place {
+            path: Some(path.into()),
+            ..Place::default()
+        }
+    }
+
+    pub fn offset(offset: usize, path: impl Into<String>) -> Place {
+        Place {
+            offset: Some(offset),
+            path: Some(path.into()),
+            ..Place::default()
+        }
+    }
+
+    /// Works out `line` from `offset` in `text`.
+    fn resolve(&mut self, text: &str) {
+        if let (None, Some(offset)) = (self.line, self.offset.take()) {
+            let before = &text.as_bytes()[..offset.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            self.line = Some((line, column));
+        }
+    }
 }
 
 /// Why a file could not be imported. Its message is a sentence an operator can act on.
@@ -147,7 +191,15 @@ impl ImportError {
             None => message,
         };
         let path = (path != "." && !path.is_empty()).then_some(path);
-        ImportError::new(file, Some(Place { line, path }), message)
+        ImportError::new(
+            file,
+            Some(Place {
+                line,
+                offset: None,
+                path,
+            }),
+            message,
+        )
     }
 
     fn from_agenda(file: &str, err: AgendaError) -> ImportError {
@@ -194,10 +246,7 @@ pub fn import_bytes(
             + 1;
         ImportError::new(
             file,
-            Some(Place {
-                line: Some((line, 1)),
-                path: None,
-            }),
+            Some(Place::line(line, 1)),
             "the file is not valid UTF-8",
         )
     })?;
@@ -210,12 +259,18 @@ pub fn import_bytes(
         None => detect(file, text)?,
     };
     let mut warnings = Vec::new();
-    let mut agenda = match format {
-        Format::Native => native::import(file, text, options)?,
-        Format::FrabJson => frab_json::import(file, text, options, &mut warnings)?,
-        Format::FrabXml => frab_xml::import(file, text, options, &mut warnings)?,
-        Format::Sessionize => sessionize::import(file, text, options, &mut warnings)?,
+    let result = match format {
+        Format::Native => native::import(file, text, options),
+        Format::FrabJson => frab_json::import(file, text, options, &mut warnings),
+        Format::FrabXml => frab_xml::import(file, text, options, &mut warnings),
+        Format::Sessionize => sessionize::import(file, text, options, &mut warnings),
     };
+    let mut agenda = result.map_err(|mut err| {
+        if let Some(place) = &mut err.place {
+            place.resolve(text);
+        }
+        err
+    })?;
     if let Some(name) = options
         .conference_name
         .as_deref()
@@ -255,10 +310,7 @@ pub fn detect(file: &str, text: &str) -> Result<Format, ImportError> {
     de.end().map_err(|err| {
         ImportError::new(
             file,
-            Some(Place {
-                line: Some((err.line(), err.column())),
-                path: None,
-            }),
+            Some(Place::line(err.line(), err.column())),
             "unexpected text after the end of the JSON document",
         )
     })?;
@@ -484,6 +536,7 @@ mod tests {
             "a.json",
             Some(Place {
                 line: Some((3, 14)),
+                offset: None,
                 path: Some("schedule.conference".into()),
             }),
             "missing field `days`",

@@ -133,10 +133,7 @@ pub fn import(file: &str, text: &str, _options: &ImportOptions) -> Result<Agenda
         {
             return Err(ImportError {
                 file: file.into(),
-                place: Some(super::Place {
-                    line: None,
-                    path: Some(format!("sessions[{i}].speakers")),
-                }),
+                place: Some(super::Place::path(format!("sessions[{i}].speakers"))),
                 message: format!("speaker {missing:?} is not in \"speakers\""),
             });
         }
