@@ -414,6 +414,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("concierge.example.toml");
+        let config = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.sled_cache_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
     fn describe_never_shows_secrets() {
         let config = load(
             Some("admin_token = \"0123456789abcdef-admin\"\n[twilio]\naccount_sid = \"AC00000000000000000000000000000000\"\nauth_token = \"tw-secret-xyz\"\nsender = \"+15550001111\"\n"),
