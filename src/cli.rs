@@ -55,6 +55,52 @@ pub enum Command {
     Demo(DemoArgs),
     /// Exit 0 if the running service answers /healthz (for container health checks).
     Healthcheck(HealthcheckArgs),
+    /// Validate intent files and run their examples and counter-examples.
+    Check(CheckArgs),
+    /// Classify messages from stdin, one per line, as JSON lines.
+    Classify(ClassifyArgs),
+    /// Classify one message and explain the result.
+    Try(TryArgs),
+}
+
+/// Which intents and which agenda's entities to match with.
+#[derive(Debug, Args, Clone)]
+pub struct MatcherArgs {
+    /// The intents folder (default: the configured intents_dir).
+    #[arg(long, value_name = "DIR")]
+    pub intents: Option<PathBuf>,
+    /// Take agenda entities from the store in this data dir (default: the embedded demo).
+    #[arg(long, value_name = "DIR", conflicts_with = "schedule")]
+    pub data: Option<PathBuf>,
+    /// Take agenda entities from this schedule file.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The intents folder (default: the configured intents_dir).
+    pub dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", conflicts_with = "schedule")]
+    pub data: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub matcher: MatcherArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TryArgs {
+    pub message: String,
+    #[command(flatten)]
+    pub matcher: MatcherArgs,
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +258,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agenda(cmd) => agenda_command(&config, cmd),
         Command::Demo(args) => runtime()?.block_on(demo_command(config, args)),
         Command::Healthcheck(args) => healthcheck(&config, args),
+        Command::Check(args) => check_command(&config, args),
+        Command::Classify(args) => classify_command(&config, args),
+        Command::Try(args) => try_command(&config, args),
     }
 }
 
@@ -602,6 +651,167 @@ fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The agenda whose entities the matcher knows: a schedule file, a data dir's store, or the demo.
+fn matcher_agenda(
+    config: &Config,
+    data: Option<&std::path::Path>,
+    schedule: Option<&std::path::Path>,
+) -> Result<crate::agenda::Agenda> {
+    if let Some(file) = schedule {
+        let options = ImportOptions {
+            time_zone: config.time_zone.clone(),
+            ..ImportOptions::default()
+        };
+        return Ok(import::import_file(file, &options)?.agenda);
+    }
+    if let Some(dir) = data {
+        let store = Store::open(dir, config.sled_cache_bytes)?;
+        return match store.load_agenda()? {
+            Some(stored) => Ok(stored.agenda),
+            None => bail!("no agenda in {}", dir.display()),
+        };
+    }
+    let today = crate::agenda::demo::today_for_demo(SystemClock.now())?;
+    Ok(crate::agenda::demo::demo_agenda(today)?)
+}
+
+/// Loads and compiles intents, or prints every problem and fails.
+fn load_matcher(
+    dir: &std::path::Path,
+    agenda: &crate::agenda::Agenda,
+) -> Result<(crate::intents::Definitions, crate::intents::Matcher)> {
+    let report = |diags: Vec<crate::intents::Diagnostic>| {
+        for d in &diags {
+            eprintln!("error: {d}");
+        }
+        anyhow::anyhow!(
+            "{} problem(s) in the intent files in {}",
+            diags.len(),
+            dir.display()
+        )
+    };
+    let defs = crate::intents::file::load_dir(dir).map_err(report)?;
+    let matcher = crate::intents::Matcher::compile(&defs, Some(agenda)).map_err(report)?;
+    Ok((defs, matcher))
+}
+
+fn check_command(config: &Config, args: CheckArgs) -> Result<ExitCode> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| config.intents_dir.clone());
+    let agenda = matcher_agenda(config, args.data.as_deref(), args.schedule.as_deref())?;
+    let (defs, matcher) = match load_matcher(&dir, &agenda) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let report = crate::intents::check::run(&defs, &matcher);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn classify_command(config: &Config, args: ClassifyArgs) -> Result<ExitCode> {
+    let dir = args
+        .matcher
+        .intents
+        .clone()
+        .unwrap_or_else(|| config.intents_dir.clone());
+    let agenda = matcher_agenda(
+        config,
+        args.matcher.data.as_deref(),
+        args.matcher.schedule.as_deref(),
+    )?;
+    let (_, matcher) = load_matcher(&dir, &agenda)?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in std::io::BufRead::lines(stdin.lock()) {
+        let line = line.context("reading stdin")?;
+        let c = matcher.classify(&line);
+        serde_json::to_writer(&mut out, &c)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
+    let dir = args
+        .matcher
+        .intents
+        .clone()
+        .unwrap_or_else(|| config.intents_dir.clone());
+    let agenda = matcher_agenda(
+        config,
+        args.matcher.data.as_deref(),
+        args.matcher.schedule.as_deref(),
+    )?;
+    let (_, matcher) = load_matcher(&dir, &agenda)?;
+    let c = matcher.classify(&args.message);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "intent:     {} ({:.2}){}",
+        c.intent,
+        c.confidence,
+        c.ambiguous_with
+            .as_ref()
+            .map(|a| format!(", ambiguous with {a}"))
+            .unwrap_or_default()
+    )?;
+    writeln!(out, "action:     {:?}", c.action)?;
+    writeln!(out, "language:   {}", c.language.code())?;
+    writeln!(out, "normalized: {:?}", c.explain.normalized)?;
+    for (from, to) in &c.explain.corrections {
+        writeln!(out, "corrected:  {from:?} -> {to:?}")?;
+    }
+    if let Some(exact) = &c.explain.exact {
+        writeln!(out, "exact:      {exact:?}")?;
+    }
+    for e in &c.entities {
+        writeln!(
+            out,
+            "entity:     {} = {} (from {:?})",
+            e.kind,
+            serde_json::to_string(&e.value)?,
+            e.text
+        )?;
+    }
+    for hit in &c.explain.phrases {
+        writeln!(
+            out,
+            "phrase:     {:?} -> {}",
+            hit.text,
+            hit.claims.join("; ")
+        )?;
+    }
+    for (intent, pattern) in &c.explain.patterns {
+        writeln!(out, "pattern:    {intent}: {pattern}")?;
+    }
+    for (intent, word) in &c.explain.ruled_out {
+        writeln!(out, "ruled out:  {intent} (by {word:?})")?;
+    }
+    for s in &c.explain.scores {
+        writeln!(
+            out,
+            "score:      {:<20} {:.2} (strength {:.2}, coverage {:.2})",
+            s.intent, s.confidence, s.strength, s.coverage
+        )?;
+    }
+    writeln!(out, "threshold:  {:.2}", c.explain.threshold)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod import;
+pub mod intents;
 pub mod state;
 pub mod store;
 pub mod text;
