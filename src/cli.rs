@@ -279,6 +279,7 @@ fn init_tracing(serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -306,6 +307,14 @@ async fn serve(config: Config) -> Result<ExitCode> {
             agenda.agenda().summary()
         ),
     }
+    let intents = state.intents.status();
+    tracing::info!(
+        dir = %intents.dir,
+        files = intents.files.len(),
+        intents = intents.stats.intents,
+        "intents loaded; watching for changes"
+    );
+    spawn_reloaders(&state);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -313,6 +322,24 @@ async fn serve(config: Config) -> Result<ExitCode> {
     crate::http::run(listener, state, crate::http::shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Background tasks that reload the intents: on file changes and on SIGHUP.
+fn spawn_reloaders(state: &AppState) {
+    let agenda = |s: AppState| move || s.agenda();
+    let now = |s: AppState| move || s.clock.now();
+    tokio::spawn(crate::live_intents::watch(
+        state.intents.clone(),
+        agenda(state.clone()),
+        now(state.clone()),
+        Duration::from_millis(500),
+    ));
+    #[cfg(unix)]
+    tokio::spawn(crate::live_intents::on_sighup(
+        state.intents.clone(),
+        agenda(state.clone()),
+        now(state.clone()),
+    ));
 }
 
 fn import_options(config: &Config, read: &ReadArgs) -> Result<ImportOptions> {

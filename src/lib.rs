@@ -9,6 +9,7 @@ pub mod config;
 pub mod http;
 pub mod import;
 pub mod intents;
+pub mod live_intents;
 pub mod state;
 pub mod store;
 pub mod text;

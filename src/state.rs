@@ -18,6 +18,8 @@ use crate::agenda::{Agenda, AgendaIndex};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::import::Imported;
+use crate::intents::Diagnostic;
+use crate::live_intents::LiveIntents;
 use crate::store::{AgendaSource, ImportRecord, Store, StoreError, StoredAgenda};
 
 #[derive(Clone)]
@@ -25,6 +27,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub intents: Arc<LiveIntents>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
@@ -44,6 +47,8 @@ pub enum AgendaBoot {
 pub enum StateError {
     Store(StoreError),
     Demo(crate::import::ImportError),
+    /// The intent files do not load; there is nothing to answer with.
+    Intents(Vec<Diagnostic>),
 }
 
 impl std::fmt::Display for StateError {
@@ -51,6 +56,13 @@ impl std::fmt::Display for StateError {
         match self {
             StateError::Store(err) => err.fmt(f),
             StateError::Demo(err) => write!(f, "the embedded demo conference is broken: {err}"),
+            StateError::Intents(problems) => {
+                write!(f, "the intent files do not load:")?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -72,10 +84,13 @@ impl AppState {
     ) -> Result<(AppState, AgendaBoot), StateError> {
         let now = clock.now();
         let (agenda, boot) = load_or_seed_agenda(&store, now).await?;
+        let intents =
+            LiveIntents::open(&config.intents_dir, &agenda, now).map_err(StateError::Intents)?;
         let state = AppState {
             config: Arc::new(config),
             store,
             clock,
+            intents: Arc::new(intents),
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,
         };
@@ -87,7 +102,8 @@ impl AppState {
         self.agenda.load_full()
     }
 
-    /// Stores an imported agenda and then makes it current. If storing fails, nothing changes.
+    /// Stores an imported agenda and then makes it current, and recompiles the intents with its
+    /// entities. If storing fails, nothing changes.
     pub async fn replace_agenda(
         &self,
         imported: Imported,
@@ -102,7 +118,10 @@ impl AppState {
             .store
             .replace_agenda(imported.agenda, source, self.clock.now())
             .await?;
-        self.agenda.store(Arc::new(index));
+        let index = Arc::new(index);
+        self.agenda.store(index.clone());
+        // The old matcher keeps serving if the new entities do not compile; the error is recorded.
+        let _ = self.intents.agenda_changed(index, self.clock.now()).await;
         Ok(record)
     }
 

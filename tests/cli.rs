@@ -20,6 +20,16 @@ fn concierge(dir: &Path) -> Command {
     cmd
 }
 
+/// Copies the shipped intents to DIR/intents, where `serve` looks by default.
+fn with_intents(dir: &Path) {
+    let to = dir.join("intents");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(
@@ -154,6 +164,7 @@ fn demo_command_places_the_demo_on_the_asked_day() {
     reason = "the caller waits for the child it gets back"
 )]
 fn serve(dir: &Path, envs: &[(&str, &str)]) -> (Child, String, String, BufReader<ChildStderr>) {
+    with_intents(dir);
     let mut child = concierge(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .envs(envs.iter().copied())
@@ -209,11 +220,39 @@ fn serve_starts_on_defaults_stops_on_sigterm_and_keeps_secrets_out_of_the_log() 
         "{err}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // SIGHUP reloads the intents: a broken file is refused, a fixed one is taken.
+    let kill = |signal: &str| {
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let wait_for = |stderr: &mut BufReader<ChildStderr>, log: &mut String, needle: &str| loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve ended before {needle:?}:\n{log}"
+        );
+        log.push_str(&line);
+        if line.contains(needle) {
+            break;
+        }
+    };
+    let extra = dir.path().join("intents/extra.toml");
+    std::fs::write(&extra, "[[intent]]\nname = \"extra\"\nphrasez = 1\n").unwrap();
+    kill("-HUP");
+    wait_for(&mut stderr, &mut log, "intent reload refused");
+    assert!(
+        log.contains("extra.toml:3:1: unknown field `phrasez`"),
+        "{log}"
+    );
+    std::fs::remove_file(&extra).unwrap();
+    kill("-HUP");
+    wait_for(&mut stderr, &mut log, "intents reloaded");
+    assert!(log.contains("trigger=\"SIGHUP\""), "{log}");
+
+    kill("-TERM");
     let exit = child.wait().unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
     assert!(exit.success(), "serve exited with {exit}:\n{log}");
@@ -239,6 +278,7 @@ fn serve_starts_on_defaults_stops_on_sigterm_and_keeps_secrets_out_of_the_log() 
 #[test]
 fn serve_with_no_configuration_says_it_uses_local_defaults() {
     let dir = tempfile::tempdir().unwrap();
+    with_intents(dir.path());
     let mut child = concierge(dir.path())
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(Stdio::piped())
@@ -261,5 +301,91 @@ fn serve_with_no_configuration_says_it_uses_local_defaults() {
     assert!(
         dir.path().join("data/sled").is_dir(),
         "the store lives in ./data"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_with_broken_intents_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    with_intents(dir.path());
+    std::fs::write(
+        dir.path().join("intents/zz.toml"),
+        "[[intent]]\nname = \"x\"\npatterns = ['(']\nresponse.action = \"my_agenda\"\n",
+    )
+    .unwrap();
+    let out = concierge(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the intent files do not load"), "{err}");
+    assert!(
+        err.contains("zz.toml:3:13: invalid regular expression"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_classify_and_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let intents = concat!(env!("CARGO_MANIFEST_DIR"), "/intents");
+    let out = run_ok(concierge(dir.path()).args(["check", intents]));
+    assert!(out.contains("0 failed"), "{out}");
+    assert!(out.contains("next_session"), "{out}");
+
+    let mut child = concierge(dir.path())
+        .args(["classify", "--intents", intents])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        "whats next in the bay room\nSTOP\nasdf\n".as_bytes(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["text"], "whats next in the bay room");
+    assert_eq!(lines[0]["intent"], "next_session");
+    assert_eq!(lines[0]["entities"]["room"], "Bay Room");
+    assert!(lines[0]["confidence"].as_f64().unwrap() > 0.9);
+    assert!(lines[0]["explain"]["phrases"].as_array().unwrap().len() >= 2);
+    assert_eq!(lines[1]["intent"], "opt_out");
+    assert_eq!(lines[2]["intent"], "fallback");
+
+    let out = run_ok(concierge(dir.path()).args([
+        "try",
+        "nxt talk about webrtc pls",
+        "--intents",
+        intents,
+    ]));
+    assert!(out.contains("intent:     next_session"), "{out}");
+    assert!(out.contains("corrected:  \"nxt\" -> \"next\""), "{out}");
+
+    // A broken set: check exits non-zero and names the place.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::write(
+        broken.join("a.toml"),
+        "[[intent]]\nname = \"fallback\"\nresponse.reply.en = \"x\"\nexamples = [1]\n",
+    )
+    .unwrap();
+    let out = concierge(dir.path())
+        .args(["check", broken.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a.toml:4:13"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -21,6 +21,8 @@ use tracing::Level;
 
 use crate::state::AppState;
 
+pub mod admin;
+
 /// The largest request body any route accepts (Twilio's webhook bodies are far smaller).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -32,6 +34,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(admin::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -114,6 +117,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "days": agenda.agenda().conference.days.len(),
         },
         "started": state.started().to_string(),
+        "intents": {
+            "generation": state.intents.status().generation,
+            "intents": state.intents.status().stats.intents,
+        },
     });
     let status = if store_ok {
         StatusCode::OK
@@ -133,6 +140,12 @@ pub enum AppError {
     NotFound,
     /// The request is wrong; the message says how, and is safe to show.
     BadRequest(String),
+    /// No credentials.
+    Unauthorized,
+    /// Credentials that do not allow this.
+    Forbidden(String),
+    /// Well-formed, but it cannot be done; the body says why.
+    Unprocessable(serde_json::Value),
     /// Something on our side failed. The detail is logged, never sent.
     Internal(String),
 }
@@ -142,6 +155,19 @@ impl IntoResponse for AppError {
         let (status, message) = match self {
             AppError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
+            AppError::Unauthorized => {
+                let body = Json(json!({ "error": "missing bearer token" }));
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                    body,
+                )
+                    .into_response();
+            }
+            AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+            AppError::Unprocessable(body) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 (
