@@ -766,7 +766,7 @@ fn classify_command(config: &Config, args: ClassifyArgs) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in std::io::BufRead::lines(stdin.lock()) {
         let line = line.context("reading stdin")?;
-        let c = matcher.classify(&line);
+        let c = matcher.explain(&line);
         serde_json::to_writer(&mut out, &c)?;
         writeln!(out)?;
     }
@@ -786,7 +786,8 @@ fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
         args.matcher.schedule.as_deref(),
     )?;
     let (_, matcher) = load_matcher(&dir, &agenda)?;
-    let c = matcher.classify(&args.message);
+    let c = matcher.explain(&args.message);
+    let explain = c.explain.clone().unwrap_or_default();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -800,11 +801,11 @@ fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
     )?;
     writeln!(out, "action:     {:?}", c.action)?;
     writeln!(out, "language:   {}", c.language.code())?;
-    writeln!(out, "normalized: {:?}", c.explain.normalized)?;
-    for (from, to) in &c.explain.corrections {
+    writeln!(out, "normalized: {:?}", explain.normalized)?;
+    for (from, to) in &explain.corrections {
         writeln!(out, "corrected:  {from:?} -> {to:?}")?;
     }
-    if let Some(exact) = &c.explain.exact {
+    if let Some(exact) = &explain.exact {
         writeln!(out, "exact:      {exact:?}")?;
     }
     for e in &c.entities {
@@ -816,7 +817,7 @@ fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
             e.text
         )?;
     }
-    for hit in &c.explain.phrases {
+    for hit in &explain.phrases {
         writeln!(
             out,
             "phrase:     {:?} -> {}",
@@ -824,20 +825,20 @@ fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
             hit.claims.join("; ")
         )?;
     }
-    for (intent, pattern) in &c.explain.patterns {
+    for (intent, pattern) in &explain.patterns {
         writeln!(out, "pattern:    {intent}: {pattern}")?;
     }
-    for (intent, word) in &c.explain.ruled_out {
+    for (intent, word) in &explain.ruled_out {
         writeln!(out, "ruled out:  {intent} (by {word:?})")?;
     }
-    for s in &c.explain.scores {
+    for s in &explain.scores {
         writeln!(
             out,
             "score:      {:<20} {:.2} (strength {:.2}, coverage {:.2})",
             s.intent, s.confidence, s.strength, s.coverage
         )?;
     }
-    writeln!(out, "threshold:  {:.2}", c.explain.threshold)?;
+    writeln!(out, "threshold:  {:.2}", explain.threshold)?;
     Ok(ExitCode::SUCCESS)
 }
 

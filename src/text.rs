@@ -14,6 +14,10 @@ use unicode_normalization::char::is_combining_mark;
 ///
 /// `fold("Bits & Bäume")` is `"bits & baume"`; `fold("Straße")` is `"strasse"`.
 pub fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        // Nothing to decompose: lower case is all there is to do (the common case for SMS).
+        return text.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(text.len());
     for c in text.nfkd() {
         if is_combining_mark(c) {

@@ -26,7 +26,12 @@ fn shipped(agenda: &Agenda) -> Matcher {
 fn check_cases(matcher: &Matcher, cases: &[(&str, &str, &[&str])]) {
     for (message, intent, entities) in cases {
         let c = matcher.classify(message);
-        assert_eq!(&*c.intent, *intent, "{message:?}: {:#?}", c.explain);
+        assert_eq!(
+            &*c.intent,
+            *intent,
+            "{message:?}: {:#?}",
+            matcher.explain(message).explain
+        );
         assert!(
             (0.0..=1.0).contains(&c.confidence),
             "{message:?}: {}",
@@ -186,6 +191,10 @@ fn classification_is_deterministic() {
             serde_json::to_string(&x).unwrap(),
             serde_json::to_string(&a.classify(message)).unwrap()
         );
+        // Explaining does not change the answer.
+        let explained = a.explain(message);
+        assert_eq!((explained.intent, explained.confidence), (x.intent, x.confidence));
+        assert!(explained.explain.is_some());
     }
 }
 

@@ -80,5 +80,5 @@ async fn classify(
     body: Result<Json<ClassifyRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Classification>, AppError> {
     let Json(request) = body.map_err(|err| AppError::BadRequest(err.body_text()))?;
-    Ok(Json(state.intents.matcher().classify(&request.text)))
+    Ok(Json(state.intents.matcher().explain(&request.text)))
 }

@@ -210,7 +210,9 @@ pub struct Classification {
     pub entities: Vec<EntityMatch>,
     /// Another intent that came within the margin at the same priority.
     pub ambiguous_with: Option<Arc<str>>,
-    pub explain: Explain,
+    /// Why: filled by [`Matcher::explain`], empty from [`Matcher::classify`] (the hot path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explain>,
 }
 
 impl Classification {
@@ -637,13 +639,23 @@ impl Matcher {
 
     /// Classifies one message.
     pub fn classify(&self, message: &str) -> Classification {
+        self.run(message, false)
+    }
+
+    /// Classifies one message and says why: the normalised text, corrections, every phrase and
+    /// pattern found, and the top scores.
+    pub fn explain(&self, message: &str) -> Classification {
+        self.run(message, true)
+    }
+
+    fn run(&self, message: &str, explaining: bool) -> Classification {
         let n = self.normalizer.message(message);
-        let mut explain = Explain {
-            normalized: n.text.clone(),
-            corrections: n.corrections.clone(),
-            threshold: self.settings.threshold,
-            ..Explain::default()
-        };
+        let mut explain = Explain::default();
+        if explaining {
+            explain.normalized = n.text.clone();
+            explain.corrections = n.corrections.clone();
+            explain.threshold = self.settings.threshold;
+        }
 
         // Whole-message rules come first and are final.
         if let Some(&id) = self.exact.get(n.plain.as_str()) {
@@ -663,20 +675,14 @@ impl Matcher {
                 action: intent.action,
                 entities: Vec::new(),
                 ambiguous_with: None,
-                explain,
+                explain: explaining.then_some(explain),
             };
         }
 
         let tokens = n.tokens.len();
-        let mut shared = vec![false; tokens];
-        let mut content = 0usize;
-        for (i, w) in n.words().enumerate() {
-            if self.filler.contains(w) {
-                shared[i] = true;
-            } else {
-                content += 1;
-            }
-        }
+        let filler: Vec<bool> = n.words().map(|w| self.filler.contains(w)).collect();
+        let mut shared = filler.clone();
+        let content = filler.iter().filter(|f| !**f).count();
         let mut entities: Vec<EntityMatch> = Vec::new();
         let mut evidence: Vec<Evidence> = (0..self.intents.len())
             .map(|_| Evidence::default())
@@ -686,7 +692,7 @@ impl Matcher {
         for m in self.automaton.find_iter(n.spaced.as_str()) {
             let range = n.token_at_spaced(m.start() + 1)..n.token_at_spaced(m.end());
             let claims = &self.claims[m.pattern().as_usize()];
-            let mut described = Vec::with_capacity(claims.len());
+            let mut described = Vec::new();
             for claim in claims {
                 match claim {
                     Claim::Phrase { intent, lang } => {
@@ -704,7 +710,10 @@ impl Matcher {
                         let ev = &mut evidence[*intent as usize];
                         ev.strength = ev.strength.max(ANY_OF);
                         ev.ranges.push(range.clone());
-                        described.push(format!("{}: keyword", self.intents[*intent as usize].name));
+                        if explaining {
+                            described
+                                .push(format!("{}: keyword", self.intents[*intent as usize].name));
+                        }
                     }
                     Claim::All { intent, bit } => {
                         let ev = &mut evidence[*intent as usize];
@@ -727,7 +736,9 @@ impl Matcher {
                                 .to_string(),
                             tokens: range.clone(),
                         });
-                        described.push(format!("{}={value}", self.kinds[*kind as usize]));
+                        if explaining {
+                            described.push(format!("{}={value}", self.kinds[*kind as usize]));
+                        }
                     }
                 }
             }
@@ -743,7 +754,9 @@ impl Matcher {
                         .to_string(),
                     tokens: r,
                 });
-                described.push(format!("{}={value} (inside)", self.kinds[*kind as usize]));
+                if explaining {
+                    described.push(format!("{}={value} (inside)", self.kinds[*kind as usize]));
+                }
             }
             explain.phrases.push(PhraseHit {
                 text: self.pattern_texts[m.pattern().as_usize()]
@@ -841,11 +854,35 @@ impl Matcher {
         }
 
         // Scores.
+        let kind_ids: Vec<u16> = entities
+            .iter()
+            .map(|e| {
+                self.kinds
+                    .iter()
+                    .position(|k| Arc::ptr_eq(k, &e.kind) || **k == *e.kind)
+                    .unwrap_or(u16::MAX as usize) as u16
+            })
+            .collect();
         let mut scores: Vec<(f32, usize, f32, f32)> = Vec::new();
         for (i, intent) in self.intents.iter().enumerate() {
             let ev = &mut evidence[i];
+            // Entity kinds are compared by id: `kind_ids` holds the id of each entity found.
+            let has_kind = |kinds: &[u16]| kind_ids.iter().any(|k| kinds.contains(k));
+            let alone = !intent.alone.is_empty()
+                && content > 0
+                && has_kind(&intent.alone)
+                && (0..tokens).all(|t| {
+                    filler[t]
+                        || entities
+                            .iter()
+                            .zip(&kind_ids)
+                            .any(|(e, k)| e.tokens.contains(&t) && intent.alone.contains(k))
+                });
+            if ev.strength == 0.0 && ev.all_hits == 0 && !alone {
+                continue;
+            }
             if let Some(word) = intent.none.iter().find(|w| n.spaced.contains(&***w)) {
-                if ev.strength > 0.0 || !ev.ranges.is_empty() {
+                if explaining {
                     explain
                         .ruled_out
                         .push((intent.name.to_string(), word.trim().replace("  ", " ")));
@@ -857,33 +894,9 @@ impl Matcher {
                 let all_ranges = std::mem::take(&mut ev.all_ranges);
                 ev.ranges.extend(all_ranges);
             }
-            let alone = !intent.alone.is_empty()
-                && content > 0
-                && entities.iter().any(|e| {
-                    intent
-                        .alone
-                        .iter()
-                        .any(|k| *self.kinds[*k as usize] == *e.kind)
-                })
-                && (0..tokens).all(|t| {
-                    shared[t]
-                        && (self.filler.contains(n.word(t))
-                            || entities.iter().any(|e| {
-                                e.tokens.contains(&t)
-                                    && intent
-                                        .alone
-                                        .iter()
-                                        .any(|k| *self.kinds[*k as usize] == *e.kind)
-                            }))
-                });
             if alone {
                 ev.strength = ev.strength.max(ALONE);
             }
-            let has_kind = |kinds: &[u16]| {
-                entities
-                    .iter()
-                    .any(|e| kinds.iter().any(|k| *self.kinds[*k as usize] == *e.kind))
-            };
             if ev.strength == ANY_OF && has_kind(&intent.slots) {
                 ev.strength = SUPPORTED;
             }
@@ -897,7 +910,7 @@ impl Matcher {
             for t in 0..tokens {
                 let own = ev.ranges.iter().any(|r| r.contains(&t));
                 let polite = social[t] && !intent.social;
-                if (own || shared[t] || polite) && !self.filler.contains(n.word(t)) {
+                if (own || shared[t] || polite) && !filler[t] {
                     covered += 1;
                 }
             }
@@ -916,6 +929,7 @@ impl Matcher {
         });
         explain.scores = scores
             .iter()
+            .filter(|_| explaining)
             .take(5)
             .map(|&(confidence, i, strength, coverage)| Score {
                 intent: self.intents[i].name.clone(),
@@ -964,7 +978,7 @@ impl Matcher {
             action: intent.action,
             entities,
             ambiguous_with,
-            explain,
+            explain: explaining.then_some(explain),
         }
     }
 }
