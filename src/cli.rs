@@ -704,6 +704,18 @@ fn matcher_agenda(
     Ok(crate::agenda::demo::demo_agenda(today)?)
 }
 
+impl MatcherArgs {
+    /// The intents of `--intents` (or the configured folder) compiled with the chosen agenda.
+    fn load(
+        &self,
+        config: &Config,
+    ) -> Result<(crate::intents::Definitions, crate::intents::Matcher)> {
+        let dir = self.intents.as_deref().unwrap_or(&config.intents_dir);
+        let agenda = matcher_agenda(config, self.data.as_deref(), self.schedule.as_deref())?;
+        load_matcher(dir, &agenda)
+    }
+}
+
 /// Loads and compiles intents, or prints every problem and fails.
 fn load_matcher(
     dir: &std::path::Path,
@@ -751,17 +763,7 @@ fn check_command(config: &Config, args: CheckArgs) -> Result<ExitCode> {
 }
 
 fn classify_command(config: &Config, args: ClassifyArgs) -> Result<ExitCode> {
-    let dir = args
-        .matcher
-        .intents
-        .clone()
-        .unwrap_or_else(|| config.intents_dir.clone());
-    let agenda = matcher_agenda(
-        config,
-        args.matcher.data.as_deref(),
-        args.matcher.schedule.as_deref(),
-    )?;
-    let (_, matcher) = load_matcher(&dir, &agenda)?;
+    let (_, matcher) = args.matcher.load(config)?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for line in std::io::BufRead::lines(stdin.lock()) {
@@ -775,17 +777,7 @@ fn classify_command(config: &Config, args: ClassifyArgs) -> Result<ExitCode> {
 }
 
 fn try_command(config: &Config, args: TryArgs) -> Result<ExitCode> {
-    let dir = args
-        .matcher
-        .intents
-        .clone()
-        .unwrap_or_else(|| config.intents_dir.clone());
-    let agenda = matcher_agenda(
-        config,
-        args.matcher.data.as_deref(),
-        args.matcher.schedule.as_deref(),
-    )?;
-    let (_, matcher) = load_matcher(&dir, &agenda)?;
+    let (_, matcher) = args.matcher.load(config)?;
     let c = matcher.explain(&args.message);
     let explain = c.explain.clone().unwrap_or_default();
     let mut out = std::io::stdout().lock();

@@ -193,7 +193,10 @@ fn classification_is_deterministic() {
         );
         // Explaining does not change the answer.
         let explained = a.explain(message);
-        assert_eq!((explained.intent, explained.confidence), (x.intent, x.confidence));
+        assert_eq!(
+            (explained.intent, explained.confidence),
+            (x.intent, x.confidence)
+        );
         assert!(explained.explain.is_some());
     }
 }
