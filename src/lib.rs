@@ -10,6 +10,7 @@ pub mod http;
 pub mod import;
 pub mod intents;
 pub mod live_intents;
+pub mod sms;
 pub mod state;
 pub mod store;
 pub mod text;

@@ -1,0 +1,171 @@
+//! SMS segments: how many messages a text costs, and splitting long replies into pages.
+//!
+//! A text that uses only the GSM 03.38 alphabet is sent as GSM-7: 160 characters in one segment,
+//! 153 per segment when concatenated, and the extension characters (`^ { } \ [ ~ ] | €`) count twice.
+//! Any other character switches the whole text to UCS-2: 70 in one segment, 67 per segment when
+//! concatenated, counted in UTF-16 code units (an emoji is two).
+
+/// The GSM 03.38 basic character set (the escape is not a character here).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// Characters of the extension table: each takes an escape plus itself, two septets.
+const GSM_EXTENSION: &str = "^{}\\[~]|€\u{000C}";
+
+/// The encoding a text would be sent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Gsm7,
+    Ucs2,
+}
+
+/// A text's encoding, length in that encoding's units, and segment count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub encoding: Encoding,
+    /// Septets for GSM-7, UTF-16 code units for UCS-2.
+    pub units: usize,
+    pub segments: usize,
+}
+
+fn gsm_units(c: char) -> Option<usize> {
+    if GSM_BASIC.contains(c) {
+        Some(1)
+    } else if GSM_EXTENSION.contains(c) {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Counts the segments of `text`.
+pub fn count(text: &str) -> Count {
+    let gsm: Option<usize> = text.chars().map(gsm_units).sum();
+    let (encoding, units, single, multi) = match gsm {
+        Some(units) => (Encoding::Gsm7, units, 160, 153),
+        None => (Encoding::Ucs2, text.encode_utf16().count(), 70, 67),
+    };
+    let segments = if units == 0 {
+        0
+    } else if units <= single {
+        1
+    } else {
+        units.div_ceil(multi)
+    };
+    Count {
+        encoding,
+        units,
+        segments,
+    }
+}
+
+/// Splits `text` into pages that each fit in `max_segments` once `more` (e.g. "Reply MORE for
+/// more.") is appended to every page but the last. Pages break at line ends where possible, else
+/// at spaces, else anywhere; no page is empty.
+pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
+    let max_segments = max_segments.max(1);
+    if count(text).segments <= max_segments {
+        return vec![text.to_string()];
+    }
+    let fits = |page: &str| count(&format!("{page}\n{more}")).segments <= max_segments;
+    let mut pages = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        if count(rest).segments <= max_segments {
+            pages.push(rest.to_string());
+            break;
+        }
+        // The longest prefix that fits, cut at the best boundary.
+        let mut cut = 0;
+        for (i, c) in rest.char_indices() {
+            let end = i + c.len_utf8();
+            if !fits(&rest[..end]) {
+                break;
+            }
+            cut = end;
+        }
+        if cut == 0 {
+            // Not even one character fits with the footer: send characters without it.
+            cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let window = &rest[..cut];
+        let at = if cut == rest.len() {
+            cut
+        } else {
+            window
+                .rfind('\n')
+                .filter(|&i| i > 0)
+                .or_else(|| window.rfind(' ').filter(|&i| i > 0))
+                .unwrap_or(cut)
+        };
+        pages.push(format!("{}\n{more}", rest[..at].trim_end()));
+        rest = rest[at..].trim_start();
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_table() {
+        let a = |n: usize| "a".repeat(n);
+        let cases: Vec<(String, Encoding, usize, usize)> = vec![
+            (String::new(), Encoding::Gsm7, 0, 0),
+            (a(160), Encoding::Gsm7, 160, 1),
+            (a(161), Encoding::Gsm7, 161, 2),
+            (a(306), Encoding::Gsm7, 306, 2),
+            (a(307), Encoding::Gsm7, 307, 3),
+            // Extension characters count twice: 80 euro signs are 160 septets.
+            ("€".repeat(80), Encoding::Gsm7, 160, 1),
+            ("€".repeat(81), Encoding::Gsm7, 162, 2),
+            ("{[x]}".into(), Encoding::Gsm7, 9, 1),
+            ("Café à Zürich ¿qué?".into(), Encoding::Gsm7, 19, 1),
+            // One character outside GSM-7 makes the whole text UCS-2.
+            (format!("{}ć", a(69)), Encoding::Ucs2, 70, 1),
+            (format!("{}ć", a(70)), Encoding::Ucs2, 71, 2),
+            (format!("{}ć", a(133)), Encoding::Ucs2, 134, 2),
+            (format!("{}ć", a(134)), Encoding::Ucs2, 135, 3),
+            // An emoji is two UTF-16 units; curly quotes are not GSM-7.
+            ("hi 👋".into(), Encoding::Ucs2, 5, 1),
+            ("what’s next".into(), Encoding::Ucs2, 11, 1),
+        ];
+        for (text, encoding, units, segments) in cases {
+            assert_eq!(
+                count(&text),
+                Count {
+                    encoding,
+                    units,
+                    segments
+                },
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pages_fit_and_lose_nothing() {
+        let lines: Vec<String> = (1..=12)
+            .map(|i| format!("{i}) 10:30 Golden Gate Hall: Scaling WebRTC to 10,000 Viewers"))
+            .collect();
+        let text = lines.join("\n");
+        let more = "Reply MORE for more.";
+        for max in [1, 2, 3] {
+            let pages = paginate(&text, max, more);
+            assert!(pages.len() > 1);
+            for (i, page) in pages.iter().enumerate() {
+                assert!(count(page).segments <= max, "page {i} of {max}: {page:?}");
+                assert_eq!(page.ends_with(more), i + 1 < pages.len());
+            }
+            let joined: String = pages
+                .iter()
+                .map(|p| p.trim_end_matches(more).trim())
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert_eq!(joined, text, "max {max}");
+        }
+        assert_eq!(paginate("short", 2, more), vec!["short".to_string()]);
+        // Unicode pages are counted in UCS-2.
+        let pages = paginate(&"ñandú 🦙 ".repeat(40), 2, more);
+        assert!(pages.iter().all(|p| count(p).segments <= 2));
+    }
+}
