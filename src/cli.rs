@@ -61,6 +61,20 @@ pub enum Command {
     Classify(ClassifyArgs),
     /// Classify one message and explain the result.
     Try(TryArgs),
+    /// Send one message as an attendee and print the reply, using the data dir's store (so a
+    /// conversation can be scripted from a shell, one command per message).
+    Chat(ChatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Who is texting: an E.164 number (the same conversation as that number's SMS) or a name.
+    #[arg(long, value_name = "ID")]
+    pub from: String,
+    /// The time of the message: RFC 3339, or local time in the conference zone. Default: now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    pub message: String,
 }
 
 /// Which intents and which agenda's entities to match with.
@@ -224,7 +238,8 @@ pub struct SpeakerArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// The demo's first day. Default: today in the demo's time zone.
+    /// The demo's first day, where it then stays. Default: today in the demo's time zone, moved to
+    /// each new today when `serve` starts.
     #[arg(long, value_name = "DATE")]
     pub first_day: Option<Date>,
 }
@@ -261,6 +276,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check_command(&config, args),
         Command::Classify(args) => classify_command(&config, args),
         Command::Try(args) => try_command(&config, args),
+        Command::Chat(args) => runtime()?.block_on(chat_command(config, args)),
     }
 }
 
@@ -321,6 +337,33 @@ async fn serve(config: Config) -> Result<ExitCode> {
     tracing::info!("concierge listening on http://{}", listener.local_addr()?);
     crate::http::run(listener, state, crate::http::shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn chat_command(config: Config, args: ChatArgs) -> Result<ExitCode> {
+    let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+    let (state, _) = AppState::open(config, store, Arc::new(SystemClock)).await?;
+    let zone = state.agenda().agenda().conference.time_zone.clone();
+    let at = parse_at(args.at.as_deref(), &zone)?;
+    let sender = match crate::sms::phone::Phone::parse(&args.from) {
+        Some(phone) => crate::inbox::Sender::Sms(phone),
+        None => crate::inbox::Sender::Local(args.from.clone()),
+    };
+    let message = crate::inbox::Message {
+        sender,
+        text: args.message,
+        has_media: false,
+        message_id: None,
+        idempotency_key: None,
+        opt_out_type: None,
+    };
+    let outcome = crate::inbox::handle(&state, message, at).await?;
+    if outcome.replies.is_empty() {
+        println!("(no reply)");
+    }
+    for reply in outcome.replies {
+        println!("{reply}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -398,6 +441,7 @@ fn print_import(imported: &import::Imported) {
 
 async fn demo_command(config: Config, args: DemoArgs) -> Result<ExitCode> {
     let now = SystemClock.now();
+    let pinned = args.first_day.is_some();
     let first_day = match args.first_day {
         Some(day) => day,
         None => crate::agenda::demo::today_for_demo(now)?,
@@ -406,7 +450,7 @@ async fn demo_command(config: Config, args: DemoArgs) -> Result<ExitCode> {
     println!("{}", agenda.summary());
     let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
     store
-        .replace_agenda(agenda, AgendaSource::Demo { first_day }, now)
+        .replace_agenda(agenda, AgendaSource::Demo { first_day, pinned }, now)
         .await?;
     println!("the demo conference now starts on {first_day}");
     Ok(ExitCode::SUCCESS)
@@ -749,7 +793,7 @@ fn check_command(config: &Config, args: CheckArgs) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let report = crate::intents::check::run(&defs, &matcher);
+    let report = crate::intents::check::run(&defs, &matcher, &agenda.conference.name);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

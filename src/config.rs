@@ -54,8 +54,21 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     pub admin_token: Option<Secret>,
     pub sled_cache_bytes: u64,
+    pub sms: SmsConfig,
     /// Where the values came from, for the start-up log.
     pub origin: Origin,
+}
+
+/// How the SMS channel behaves.
+#[derive(Clone, Debug)]
+pub struct SmsConfig {
+    /// Longest reply in segments; longer answers are paged with MORE.
+    pub max_segments: usize,
+    /// Minutes of silence after which a conversation's context is forgotten.
+    pub context_idle_minutes: u32,
+    /// Development only: accept webhooks without checking `X-Twilio-Signature`. Set by the
+    /// `serve --dev-skip-signature` flag alone, never by the file or the environment.
+    pub skip_signature: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +106,14 @@ pub struct RawConfig {
     pub admin_token: Option<String>,
     pub sled_cache_mb: Option<u64>,
     pub twilio: Option<RawTwilio>,
+    pub sms: Option<RawSms>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSms {
+    pub max_segments: Option<usize>,
+    pub context_idle_minutes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -281,6 +302,19 @@ impl RawConfig {
             None => None,
             Some(t) => Some(validate_twilio(t).map_err(err)?),
         };
+        let raw_sms = self.sms.unwrap_or_default();
+        let max_segments = raw_sms.max_segments.unwrap_or(2);
+        if !(1..=10).contains(&max_segments) {
+            return Err(err(format!(
+                "sms.max_segments = {max_segments} must be from 1 to 10"
+            )));
+        }
+        let context_idle_minutes = raw_sms.context_idle_minutes.unwrap_or(30);
+        if !(1..=24 * 60).contains(&context_idle_minutes) {
+            return Err(err(format!(
+                "sms.context_idle_minutes = {context_idle_minutes} must be from 1 to 1440"
+            )));
+        }
         Ok(Config {
             bind,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
@@ -290,6 +324,11 @@ impl RawConfig {
             twilio,
             admin_token,
             sled_cache_bytes: cache_mb * 1024 * 1024,
+            sms: SmsConfig {
+                max_segments,
+                context_idle_minutes,
+                skip_signature: false,
+            },
             origin,
         })
     }

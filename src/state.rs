@@ -28,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub intents: Arc<LiveIntents>,
+    /// One attendee's messages are handled one at a time (see `crate::inbox`).
+    pub locks: Arc<crate::inbox::Locks>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
@@ -91,6 +93,7 @@ impl AppState {
             store,
             clock,
             intents: Arc::new(intents),
+            locks: Arc::new(crate::inbox::Locks::new(256)),
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,
         };
@@ -139,7 +142,11 @@ pub async fn load_or_seed_agenda(
     let today = demo::today_for_demo(now).map_err(StateError::Demo)?;
     let (boot, stored) = match store.load_agenda()? {
         Some(StoredAgenda {
-            source: AgendaSource::Demo { first_day },
+            source:
+                AgendaSource::Demo {
+                    first_day,
+                    pinned: false,
+                },
             ..
         }) if first_day != today => (AgendaBoot::DemoMoved, None),
         Some(stored) => (AgendaBoot::Stored, Some(stored)),
@@ -150,7 +157,14 @@ pub async fn load_or_seed_agenda(
         None => {
             let agenda = demo::demo_agenda(today).map_err(StateError::Demo)?;
             store
-                .replace_agenda(agenda.clone(), AgendaSource::Demo { first_day: today }, now)
+                .replace_agenda(
+                    agenda.clone(),
+                    AgendaSource::Demo {
+                        first_day: today,
+                        pinned: false,
+                    },
+                    now,
+                )
                 .await?;
             Ok((agenda, boot))
         }

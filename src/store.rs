@@ -7,6 +7,12 @@
 //! | `meta` | `b"schema"` | store schema version, `u32` big-endian |
 //! | `meta` | `b"agenda"` | the current agenda, a versioned [`StoredAgenda`] |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
+//! | `attendees` | attendee key (`sms:+15551234567`) | a versioned [`Attendee`] (context, saved sessions) |
+//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] |
+//! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
+//! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given |
+//! | `handoffs` | request id, `u64` big-endian | a versioned [`HandOffRequest`] (routed from issue 5 on) |
+//! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -15,6 +21,11 @@
 //! - Replacing the agenda and recording the import happen in one sled transaction, and are flushed
 //!   to disk (`flush_async().await`) before the caller is told it succeeded. A reader of the store sees
 //!   the old agenda or the new one, never a mix.
+//! - One inbound message is one transaction: its idempotency record, transcript entries, the
+//!   attendee's new state, opt-out changes and hand-off requests are written together and flushed
+//!   before the webhook answers 200. A redelivered message finds its idempotency record and gets
+//!   the same reply; nothing is processed twice.
+//! - Delivery statuses only move forward (see [`Delivery::rank`]).
 //! - Nothing outside this module names a tree or encodes a key.
 
 use std::fmt;
@@ -28,12 +39,19 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::agenda::Agenda;
+use crate::conversation::{Attendee, Effect};
 use crate::import::Format;
 
 /// Tree names.
 pub mod trees {
     pub const META: &str = "meta";
     pub const IMPORTS: &str = "imports";
+    pub const ATTENDEES: &str = "attendees";
+    pub const TRANSCRIPT: &str = "transcript";
+    pub const OPT_OUTS: &str = "opt_outs";
+    pub const IDEMPOTENCY: &str = "idempotency";
+    pub const HANDOFFS: &str = "handoffs";
+    pub const DELIVERY: &str = "delivery";
 }
 
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -82,8 +100,13 @@ trait Versioned: Serialize + DeserializeOwned {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AgendaSource {
-    /// The embedded demo, placed with its first day on `first_day`.
-    Demo { first_day: Date },
+    /// The embedded demo, placed with its first day on `first_day`. Unless `pinned` (placed on a
+    /// date by the operator), `serve` moves it to today.
+    Demo {
+        first_day: Date,
+        #[serde(default)]
+        pinned: bool,
+    },
     /// An imported file.
     File { name: String, format: Format },
 }
@@ -128,6 +151,119 @@ pub enum ImportOutcome {
 impl Versioned for ImportRecord {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an import record";
+}
+
+impl Versioned for Attendee {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an attendee";
+}
+
+/// One message in a conversation, either way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranscriptEntry {
+    pub at: Timestamp,
+    pub inbound: bool,
+    pub text: String,
+    /// The channel's message id (Twilio's `MessageSid`), when there is one.
+    pub message_id: Option<String>,
+    /// For inbound messages: the intent it was read as.
+    pub intent: Option<String>,
+}
+
+impl Versioned for TranscriptEntry {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a transcript entry";
+}
+
+/// An opted-out number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptOut {
+    pub at: Timestamp,
+    /// The message that opted out (`STOP`, `OptOutType=STOP`, error 21610).
+    pub reason: String,
+}
+
+impl Versioned for OptOut {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an opt-out";
+}
+
+/// A message that was processed: what was answered, so a redelivery gets the same answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Processed {
+    pub at: Timestamp,
+    pub reply: String,
+}
+
+impl Versioned for Processed {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an idempotency record";
+}
+
+/// An attendee's request for a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HandOffRequest {
+    pub id: u64,
+    pub at: Timestamp,
+    pub attendee: String,
+    pub skill: Option<String>,
+    pub question: String,
+}
+
+impl Versioned for HandOffRequest {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a hand-off request";
+}
+
+/// The delivery status of an outbound message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub status: String,
+    pub error_code: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+impl Delivery {
+    /// How far along a status is. A callback never moves a message to a lower rank.
+    pub fn rank(status: &str) -> u8 {
+        match status {
+            "accepted" | "scheduled" | "queued" => 1,
+            "sending" => 2,
+            "sent" => 3,
+            "delivered" | "undelivered" | "failed" | "canceled" | "partially_delivered" => 4,
+            "read" => 5,
+            _ => 0,
+        }
+    }
+}
+
+impl Versioned for Delivery {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a delivery status";
+}
+
+/// Everything one inbound message changes, written in one transaction by [`Store::commit_turn`].
+#[derive(Clone, Debug)]
+pub struct TurnRecord {
+    pub attendee_key: String,
+    /// The number, for opt-outs (SMS only).
+    pub phone: Option<String>,
+    pub attendee: Attendee,
+    pub inbound: TranscriptEntry,
+    pub outbound: Vec<TranscriptEntry>,
+    pub effects: Vec<Effect>,
+    /// The idempotency key and the reply to give again on redelivery.
+    pub idempotency: Option<(String, String)>,
+    /// Why an opt-out happened, when one did.
+    pub opt_out_reason: String,
+}
+
+/// What [`Store::commit_turn`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Committed {
+    Done,
+    /// The message was processed before; this is the reply given then.
+    Duplicate(String),
 }
 
 #[derive(Debug)]
@@ -194,6 +330,19 @@ pub struct Store {
     db: sled::Db,
     meta: sled::Tree,
     imports: sled::Tree,
+    attendees: sled::Tree,
+    transcript: sled::Tree,
+    opt_outs: sled::Tree,
+    idempotency: sled::Tree,
+    handoffs: sled::Tree,
+    delivery: sled::Tree,
+}
+
+/// The transcript key prefix of an attendee: its key and a `0xff` separator (never in UTF-8).
+fn transcript_prefix(attendee: &str) -> Vec<u8> {
+    let mut key = attendee.as_bytes().to_vec();
+    key.push(0xff);
+    key
 }
 
 impl fmt::Debug for Store {
@@ -255,7 +404,17 @@ impl Store {
                 }
             }
         }
-        Ok(Store { db, meta, imports })
+        Ok(Store {
+            attendees: db.open_tree(trees::ATTENDEES)?,
+            transcript: db.open_tree(trees::TRANSCRIPT)?,
+            opt_outs: db.open_tree(trees::OPT_OUTS)?,
+            idempotency: db.open_tree(trees::IDEMPOTENCY)?,
+            handoffs: db.open_tree(trees::HANDOFFS)?,
+            delivery: db.open_tree(trees::DELIVERY)?,
+            db,
+            meta,
+            imports,
+        })
     }
 
     /// The current agenda, if one was ever stored.
@@ -347,6 +506,236 @@ impl Store {
                 ImportRecord::decode(&bytes)
             })
             .collect()
+    }
+
+    /// What the store remembers of an attendee (a new attendee if nothing).
+    pub fn attendee(&self, key: &str) -> Result<Attendee, StoreError> {
+        Ok(self
+            .attendees
+            .get(key.as_bytes())?
+            .map(|b| Attendee::decode(&b))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    pub fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        Ok(self.opt_outs.contains_key(phone.as_bytes())?)
+    }
+
+    /// The reply given to a message already processed, if it was.
+    pub fn processed(&self, key: &str) -> Result<Option<Processed>, StoreError> {
+        self.idempotency
+            .get(key.as_bytes())?
+            .map(|b| Processed::decode(&b))
+            .transpose()
+    }
+
+    /// The transcript of an attendee, oldest first.
+    pub fn transcript(&self, attendee: &str) -> Result<Vec<TranscriptEntry>, StoreError> {
+        self.transcript
+            .scan_prefix(transcript_prefix(attendee))
+            .map(|entry| {
+                let (_, bytes) = entry?;
+                TranscriptEntry::decode(&bytes)
+            })
+            .collect()
+    }
+
+    /// Hand-off requests, oldest first.
+    pub fn handoffs(&self) -> Result<Vec<HandOffRequest>, StoreError> {
+        self.handoffs
+            .iter()
+            .map(|entry| {
+                let (_, bytes) = entry?;
+                HandOffRequest::decode(&bytes)
+            })
+            .collect()
+    }
+
+    /// Writes everything one message changed in one transaction, then flushes. If the message was
+    /// processed already (same idempotency key), nothing is written and the earlier reply returned.
+    pub async fn commit_turn(
+        &self,
+        record: TurnRecord,
+        now: Timestamp,
+    ) -> Result<Committed, StoreError> {
+        let mut ids = Vec::with_capacity(record.outbound.len() + 2);
+        for _ in 0..record.outbound.len() + 1 {
+            ids.push(self.db.generate_id()?);
+        }
+        let handoff_ids: Vec<u64> = record
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::HandOff { .. }))
+            .map(|_| self.db.generate_id())
+            .collect::<Result<_, _>>()?;
+        let attendee_bytes = record.attendee.encode()?;
+        let prefix = transcript_prefix(&record.attendee_key);
+        let mut entries = Vec::with_capacity(ids.len());
+        for (id, entry) in ids
+            .iter()
+            .zip(std::iter::once(&record.inbound).chain(&record.outbound))
+        {
+            let mut key = prefix.clone();
+            key.extend_from_slice(&id.to_be_bytes());
+            entries.push((key, entry.encode()?));
+        }
+        let processed = match &record.idempotency {
+            Some((key, reply)) => Some((
+                key.clone(),
+                Processed {
+                    at: now,
+                    reply: reply.clone(),
+                }
+                .encode()?,
+            )),
+            None => None,
+        };
+        let opt_out = OptOut {
+            at: now,
+            reason: record.opt_out_reason.clone(),
+        }
+        .encode()?;
+        let mut handoffs = Vec::new();
+        for (id, effect) in handoff_ids.iter().zip(
+            record
+                .effects
+                .iter()
+                .filter(|e| matches!(e, Effect::HandOff { .. })),
+        ) {
+            if let Effect::HandOff { skill, question } = effect {
+                handoffs.push((
+                    id.to_be_bytes(),
+                    HandOffRequest {
+                        id: *id,
+                        at: now,
+                        attendee: record.attendee_key.clone(),
+                        skill: skill.clone(),
+                        question: question.clone(),
+                    }
+                    .encode()?,
+                ));
+            }
+        }
+        let result = (
+            &self.idempotency,
+            &self.attendees,
+            &self.transcript,
+            &self.opt_outs,
+            &self.handoffs,
+        )
+            .transaction(|(idem, attendees, transcript, opt_outs, handoff_tree)| {
+                if let Some((key, bytes)) = &processed {
+                    if let Some(earlier) = idem.get(key.as_bytes())? {
+                        return sled::transaction::abort(earlier.to_vec());
+                    }
+                    idem.insert(key.as_bytes(), bytes.as_slice())?;
+                }
+                attendees.insert(record.attendee_key.as_bytes(), attendee_bytes.as_slice())?;
+                for (key, bytes) in &entries {
+                    transcript.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                if let Some(phone) = &record.phone {
+                    for effect in &record.effects {
+                        match effect {
+                            Effect::OptOut => {
+                                opt_outs.insert(phone.as_bytes(), opt_out.as_slice())?;
+                            }
+                            Effect::OptIn => {
+                                opt_outs.remove(phone.as_bytes())?;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                for (key, bytes) in &handoffs {
+                    handoff_tree.insert(&key[..], bytes.as_slice())?;
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {
+                self.db.flush_async().await?;
+                Ok(Committed::Done)
+            }
+            Err(TransactionError::Abort(earlier)) => {
+                Ok(Committed::Duplicate(Processed::decode(&earlier)?.reply))
+            }
+            Err(TransactionError::Storage(err)) => Err(StoreError::Sled(err)),
+        }
+    }
+
+    /// Records an opt-out outside a conversation (Twilio error 21610 when sending).
+    pub async fn opt_out(
+        &self,
+        phone: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let record = OptOut {
+            at: now,
+            reason: reason.into(),
+        };
+        self.opt_outs.insert(phone.as_bytes(), record.encode()?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Applies a delivery status callback if it moves the message forward. Returns the status the
+    /// message has afterwards.
+    pub async fn update_delivery(
+        &self,
+        sid: &str,
+        status: &str,
+        error_code: Option<String>,
+        now: Timestamp,
+    ) -> Result<String, StoreError> {
+        let update = Delivery {
+            status: status.to_string(),
+            error_code,
+            updated_at: now,
+        };
+        let bytes = update.encode()?;
+        let result = self.delivery.transaction(|tree| {
+            if let Some(current) = tree.get(sid.as_bytes())? {
+                let current = Delivery::decode(&current)
+                    .map_err(|_| sled::transaction::ConflictableTransactionError::Abort(()))?;
+                if Delivery::rank(&current.status) >= Delivery::rank(status) {
+                    return Ok(current.status);
+                }
+            }
+            tree.insert(sid.as_bytes(), bytes.as_slice())?;
+            Ok(status.to_string())
+        });
+        let kept = result.map_err(|err| match err {
+            TransactionError::Storage(err) => StoreError::Sled(err),
+            TransactionError::Abort(()) => StoreError::Decode {
+                what: Delivery::WHAT,
+                message: format!("the stored status of {sid} is unreadable"),
+            },
+        })?;
+        self.db.flush_async().await?;
+        Ok(kept)
+    }
+
+    pub fn delivery(&self, sid: &str) -> Result<Option<Delivery>, StoreError> {
+        self.delivery
+            .get(sid.as_bytes())?
+            .map(|b| Delivery::decode(&b))
+            .transpose()
+    }
+
+    /// Forgets idempotency records older than `before`. Returns how many were removed.
+    pub fn expire_processed(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.idempotency.iter() {
+            let (key, bytes) = entry?;
+            if Processed::decode(&bytes).is_ok_and(|p| p.at < before) {
+                self.idempotency.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// True when the database answers a read.

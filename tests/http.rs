@@ -115,7 +115,8 @@ async fn an_empty_data_dir_gets_the_demo_placed_today_and_keeps_it_across_restar
     assert_eq!(
         stored.source,
         AgendaSource::Demo {
-            first_day: "2026-11-24".parse().unwrap()
+            first_day: "2026-11-24".parse().unwrap(),
+            pinned: false,
         }
     );
     let zone = &stored.agenda.conference.time_zone;

@@ -210,8 +210,15 @@ fn the_shipped_set_passes_its_own_check_and_has_the_catalog() {
             "the catalog intent {name} is missing"
         );
     }
-    let matcher = Matcher::compile(&defs, Some(&demo())).unwrap();
-    let report = check::run(&defs, &matcher);
+    let agenda = demo();
+    let matcher = Matcher::compile(&defs, Some(&agenda)).unwrap();
+    let report = check::run(&defs, &matcher, &agenda.conference.name);
+    let long_replies: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("SMS segments"))
+        .collect();
+    assert!(long_replies.is_empty(), "{long_replies:#?}");
     assert!(report.passed(), "{report}");
     assert!(
         report

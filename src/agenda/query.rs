@@ -32,6 +32,8 @@ pub struct Filter {
     pub track: Option<TrackId>,
     /// Folded words that must all appear in the session's searchable text (see [`AgendaIndex::search`]).
     pub topic: Option<Vec<String>>,
+    /// Only sessions of this kind (a kind that is not programme, such as a meal, includes itself).
+    pub kind: Option<super::SessionKind>,
     /// Include breaks, meals and socials.
     pub include_breaks: bool,
 }
@@ -424,7 +426,8 @@ impl AgendaIndex {
     fn matches(&self, i: usize, resolved: &Resolved) -> bool {
         let filter = resolved.filter;
         let s = &self.agenda.sessions[i];
-        (filter.include_breaks || s.kind.is_programme())
+        (filter.include_breaks || s.kind.is_programme() || filter.kind == Some(s.kind))
+            && filter.kind.is_none_or(|k| s.kind == k)
             && filter
                 .room
                 .is_none_or(|RoomId(r)| self.room_of[i] == Some(r))

@@ -46,9 +46,32 @@ impl Report {
     }
 }
 
-/// Runs every example and counter-example.
-pub fn run(defs: &Definitions, matcher: &Matcher) -> Report {
+/// The SMS budget replies are checked against (the service's default `sms.max_segments`).
+pub const REPLY_SEGMENTS: usize = 2;
+
+/// Runs every example and counter-example, and warns about replies longer than an SMS answer
+/// should be once `{conference}` is filled in with `conference`.
+pub fn run(defs: &Definitions, matcher: &Matcher, conference: &str) -> Report {
     let mut report = Report::default();
+    for def in &defs.intents {
+        for (lang, reply) in def.response.reply.iter().chain(&def.response.empty) {
+            let text = reply.text.replace("{conference}", conference);
+            let count = crate::sms::segments::count(&text);
+            if count.segments > REPLY_SEGMENTS {
+                report.warnings.push(Diagnostic::at(
+                    &reply.loc,
+                    format!(
+                        "the {} reply of {:?} takes {} SMS segments ({:?}, {} units); replies over {REPLY_SEGMENTS} are split with MORE",
+                        lang.code(),
+                        def.name,
+                        count.segments,
+                        count.encoding,
+                        count.units
+                    ),
+                ));
+            }
+        }
+    }
     for name in CATALOG {
         if defs.intent(name).is_none() {
             report.warnings.push(Diagnostic::general(format!(

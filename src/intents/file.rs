@@ -161,6 +161,8 @@ struct RawResponse {
     skill: Option<Spanned<String>>,
     #[serde(default)]
     reply: BTreeMap<Spanned<String>, Spanned<String>>,
+    #[serde(default)]
+    empty: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +172,9 @@ struct RawEntity {
     #[serde(default)]
     description: String,
     values: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// How to write a value in replies, per language: `labels.es.messaging = "mensajería"`.
+    #[serde(default)]
+    labels: BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, String>>,
 }
 
 #[derive(Deserialize)]
@@ -479,16 +484,21 @@ fn response(l: &Locator, spanned: &Spanned<RawResponse>) -> Result<Response, Dia
             )
         })?,
     };
-    let mut reply = Vec::new();
-    for (lang, text) in &raw.reply {
-        let parsed = Lang::parse(lang.get_ref()).ok_or_else(|| {
-            Diagnostic::at(
-                &l.of(lang),
-                format!("unknown language {:?} for a reply", lang.get_ref()),
-            )
-        })?;
-        reply.push((parsed, l.sourced(text)));
-    }
+    let by_language = |map: &BTreeMap<Spanned<String>, Spanned<String>>| {
+        let mut out = Vec::new();
+        for (lang, text) in map {
+            let parsed = Lang::parse(lang.get_ref()).ok_or_else(|| {
+                Diagnostic::at(
+                    &l.of(lang),
+                    format!("unknown language {:?} for a reply", lang.get_ref()),
+                )
+            })?;
+            out.push((parsed, l.sourced(text)));
+        }
+        Ok::<_, Diagnostic>(out)
+    };
+    let reply = by_language(&raw.reply)?;
+    let empty = by_language(&raw.empty)?;
     if action == Action::Reply && reply.is_empty() {
         return Err(Diagnostic::at(
             &l.of(spanned),
@@ -499,6 +509,7 @@ fn response(l: &Locator, spanned: &Spanned<RawResponse>) -> Result<Response, Dia
         action,
         skill: raw.skill.as_ref().map(|s| l.sourced(s)),
         reply,
+        empty,
     })
 }
 
@@ -527,10 +538,32 @@ fn entity_def(l: &Locator, spanned: &Spanned<RawEntity>) -> Result<EntityDef, Di
             (value.get_ref().clone(), all)
         })
         .collect();
+    let mut labels = Vec::new();
+    for (lang, map) in &raw.labels {
+        let parsed = Lang::parse(lang.get_ref()).ok_or_else(|| {
+            Diagnostic::at(
+                &l.of(lang),
+                format!("unknown language {:?} for labels", lang.get_ref()),
+            )
+        })?;
+        for (value, label) in map {
+            if !raw.values.keys().any(|v| v.get_ref() == value.get_ref()) {
+                return Err(Diagnostic::at(
+                    &l.of(value),
+                    format!(
+                        "label for {:?}, which is not a value of {name:?}",
+                        value.get_ref()
+                    ),
+                ));
+            }
+            labels.push((parsed, value.get_ref().clone(), label.clone()));
+        }
+    }
     Ok(EntityDef {
         name,
         description: raw.description.clone(),
         values,
+        labels,
         loc,
     })
 }

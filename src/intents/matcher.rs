@@ -58,7 +58,7 @@ const ANY_OF: f32 = 0.6;
 const BASE: f32 = 0.3;
 
 /// Placeholders reply templates may use.
-pub const TEMPLATE_FIELDS: &[&str] = &["conference"];
+pub const TEMPLATE_FIELDS: &[&str] = &["conference", "scope", "skill", "title", "count"];
 
 /// Words that never count against coverage, on top of the files' `filler` lists.
 const BUILTIN_FILLER: &[&str] = &["the", "a", "an", "el", "la", "los", "las", "un", "una"];
@@ -109,6 +109,30 @@ const ENGLISH: &[&str] = &[
     "about", "today", "now", "room",
 ];
 
+/// What an intent's response says, per language, for the conversation engine.
+#[derive(Clone, Debug, Default)]
+pub struct Templates {
+    pub reply: Vec<(Lang, String)>,
+    /// For actions that list sessions: the reply when there are none.
+    pub empty: Vec<(Lang, String)>,
+    /// For `hand_off`: the skill when the message names none.
+    pub skill: Option<String>,
+    /// `(name, entity kind, required, question per language)`.
+    #[allow(clippy::type_complexity)]
+    pub slots: Vec<(String, String, bool, Vec<(Lang, String)>)>,
+}
+
+impl Templates {
+    /// The text for `lang`, else English, else any.
+    pub fn pick(list: &[(Lang, String)], lang: Lang) -> Option<&str> {
+        list.iter()
+            .find(|(l, _)| *l == lang)
+            .or_else(|| list.iter().find(|(l, _)| *l == Lang::En))
+            .or(list.first())
+            .map(|(_, t)| t.as_str())
+    }
+}
+
 /// An entity inside an intent phrase: kind, value, and token offsets within the phrase.
 type Embedded = (u16, Arc<str>, Range<usize>);
 
@@ -134,6 +158,7 @@ struct CompiledIntent {
     needs: Vec<u16>,
     /// Entity kinds of the intent's slots: they support its keywords.
     slots: Vec<u16>,
+    templates: Templates,
     /// `keywords.none`, in the automaton's spaced form. Checked on the whole message, not through
     /// the automaton, so a longer phrase around one cannot hide it.
     none: Vec<Box<str>>,
@@ -205,6 +230,10 @@ pub struct Classification {
     pub intent: Arc<str>,
     pub confidence: f32,
     pub language: Lang,
+    /// False when nothing in the message says which language it is ("2", "ok"): the conversation
+    /// then keeps the language it was in.
+    #[serde(skip)]
+    pub language_known: bool,
     pub action: Action,
     #[serde(serialize_with = "entities_as_object")]
     pub entities: Vec<EntityMatch>,
@@ -266,6 +295,8 @@ pub struct Matcher {
     kinds: Vec<Arc<str>>,
     settings: super::Settings,
     fallback: u16,
+    /// `(entity kind, value, language, label)` from the files' `labels`.
+    labels: Vec<(String, String, Lang, String)>,
     stats: Stats,
 }
 
@@ -486,7 +517,7 @@ impl Matcher {
                     )),
                 }
             }
-            for (_, reply) in &def.response.reply {
+            for (_, reply) in def.response.reply.iter().chain(&def.response.empty) {
                 check_template(reply, &mut errs);
             }
             if let Some(skill) = &def.response.skill {
@@ -517,6 +548,33 @@ impl Matcher {
                 alone,
                 needs,
                 slots: slot_kinds,
+                templates: Templates {
+                    reply: def
+                        .response
+                        .reply
+                        .iter()
+                        .map(|(l, t)| (*l, t.text.clone()))
+                        .collect(),
+                    empty: def
+                        .response
+                        .empty
+                        .iter()
+                        .map(|(l, t)| (*l, t.text.clone()))
+                        .collect(),
+                    skill: def.response.skill.as_ref().map(|s| s.text.clone()),
+                    slots: def
+                        .slots
+                        .iter()
+                        .map(|slot| {
+                            (
+                                slot.name.clone(),
+                                slot.entity.text.clone(),
+                                slot.required,
+                                slot.ask.clone(),
+                            )
+                        })
+                        .collect(),
+                },
                 none,
                 social: def.social,
             });
@@ -624,12 +682,39 @@ impl Matcher {
             kinds,
             settings: defs.settings,
             fallback: fallback.unwrap_or(0) as u16,
+            labels: defs
+                .entities
+                .iter()
+                .flat_map(|e| {
+                    e.labels.iter().map(|(lang, value, label)| {
+                        (e.name.clone(), value.clone(), *lang, label.clone())
+                    })
+                })
+                .collect(),
             stats,
         })
     }
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// How an entity value is written in replies in `lang`: its label, else the value with
+    /// underscores as spaces.
+    pub fn label(&self, kind: &str, value: &str, lang: Lang) -> String {
+        self.labels
+            .iter()
+            .find(|(k, v, l, _)| k == kind && v == value && *l == lang)
+            .map(|(_, _, _, label)| label.clone())
+            .unwrap_or_else(|| value.replace('_', " "))
+    }
+
+    /// The response templates of an intent.
+    pub fn templates(&self, intent: &str) -> Option<&Templates> {
+        self.intents
+            .iter()
+            .find(|i| &*i.name == intent)
+            .map(|i| &i.templates)
     }
 
     /// The intent names, in definition order.
@@ -671,7 +756,8 @@ impl Matcher {
                 text: message.to_string(),
                 intent: intent.name.clone(),
                 confidence: 1.0,
-                language: guess_language(&n, None),
+                language: guess_language(&n, None).0,
+                language_known: guess_language(&n, None).1,
                 action: intent.action,
                 entities: Vec::new(),
                 ambiguous_with: None,
@@ -970,11 +1056,13 @@ impl Matcher {
         };
         let intent = &self.intents[winner];
         let phrase_lang = (winner != self.fallback as usize).then(|| evidence[winner].langs);
+        let (language, language_known) = guess_language(&n, phrase_lang);
         Classification {
             text: message.to_string(),
             intent: intent.name.clone(),
             confidence: confidence.clamp(0.0, 1.0),
-            language: guess_language(&n, phrase_lang),
+            language,
+            language_known,
             action: intent.action,
             entities,
             ambiguous_with,
@@ -1007,13 +1095,13 @@ fn join(kinds: &[Arc<str>]) -> String {
 
 /// The language of a message: the language of the winning intent's phrases if they agree, else the
 /// one whose marker words are more frequent, else English.
-fn guess_language(n: &Normalized, phrase_langs: Option<[u16; 2]>) -> Lang {
+fn guess_language(n: &Normalized, phrase_langs: Option<[u16; 2]>) -> (Lang, bool) {
     if let Some([en, es]) = phrase_langs {
         if es > en {
-            return Lang::Es;
+            return (Lang::Es, true);
         }
         if en > es {
-            return Lang::En;
+            return (Lang::En, true);
         }
     }
     let (mut en, mut es) = (0, 0);
@@ -1025,7 +1113,15 @@ fn guess_language(n: &Normalized, phrase_langs: Option<[u16; 2]>) -> Lang {
             en += 1;
         }
     }
-    if es > en { Lang::Es } else { Lang::En }
+    // Spanish punctuation ("¿", "¡") says Spanish too.
+    if n.folded.contains(['¿', '¡']) {
+        es += 1;
+    }
+    match es.cmp(&en) {
+        std::cmp::Ordering::Greater => (Lang::Es, true),
+        std::cmp::Ordering::Less => (Lang::En, true),
+        std::cmp::Ordering::Equal => (Lang::En, false),
+    }
 }
 
 /// Ordinals: "1" to "20" on their own, "first" … "fifth", "last", "that one", and their Spanish

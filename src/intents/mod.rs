@@ -57,7 +57,9 @@ pub const BUILTIN_ENTITIES: &[&str] = &[
 ];
 
 /// A language concierge speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     En,
@@ -119,6 +121,8 @@ pub enum Action {
     HandOff,
     OptOut,
     OptIn,
+    /// The next page of the last answer.
+    More,
 }
 
 impl Action {
@@ -134,6 +138,7 @@ impl Action {
         "hand_off",
         "opt_out",
         "opt_in",
+        "more",
     ];
 
     pub fn parse(s: &str) -> Option<Action> {
@@ -149,6 +154,7 @@ impl Action {
             "hand_off" => Action::HandOff,
             "opt_out" => Action::OptOut,
             "opt_in" => Action::OptIn,
+            "more" => Action::More,
             _ => return None,
         })
     }
@@ -161,6 +167,8 @@ pub struct Response {
     /// For `hand_off`: the skill to ask for when the message names none.
     pub skill: Option<Sourced>,
     pub reply: Vec<(Lang, Sourced)>,
+    /// For actions that list sessions: what to say when there are none.
+    pub empty: Vec<(Lang, Sourced)>,
 }
 
 /// A slot an intent fills from the entities of a message.
@@ -204,6 +212,8 @@ pub struct EntityDef {
     pub name: String,
     pub description: String,
     pub values: Vec<(String, Vec<Sourced>)>,
+    /// `(language, value, label)`: how a value is written in replies.
+    pub labels: Vec<(Lang, String, String)>,
     pub loc: Loc,
 }
 

@@ -1,0 +1,232 @@
+//! How sessions and the engine's own sentences are written, in English and Spanish, short enough
+//! for SMS. What the engine writes itself stays in the GSM-7 alphabet where it can (a hyphen, not
+//! an en dash), since one other character makes the whole SMS cost twice as many segments. Times are in the conference's local time; a day name is added when the session is not
+//! on the day of the message.
+
+use jiff::Timestamp;
+
+use crate::agenda::query::RoomId;
+use crate::agenda::{AgendaIndex, Filter, Session};
+use crate::intents::Lang;
+
+const DAYS_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+// Day names stay in the GSM-7 alphabet (no "á"), so a reply is not switched to UCS-2 for them.
+const DAYS_ES: [&str; 7] = ["lun", "mar", "mié", "jue", "vie", "sab", "dom"];
+
+/// "10:30", or "Wed 10:30" when `ts` is on another local day than `now`.
+pub fn clock(agenda: &AgendaIndex, ts: Timestamp, now: Timestamp, lang: Lang) -> String {
+    let zone = &agenda.agenda().conference.time_zone;
+    let (at, today) = (zone.at(ts), zone.at(now));
+    let time = at.strftime("%H:%M").to_string();
+    if at.date() == today.date() {
+        time
+    } else {
+        let day = at.weekday().to_monday_zero_offset() as usize;
+        let names = if lang == Lang::Es { DAYS_ES } else { DAYS_EN };
+        format!("{} {time}", names[day])
+    }
+}
+
+/// "1) 10:30 Bay Room: Designing SMS Conversations People Answer"
+pub fn line(agenda: &AgendaIndex, s: &Session, n: usize, now: Timestamp, lang: Lang) -> String {
+    let mut out = format!("{n}) {}", clock(agenda, s.start, now, lang));
+    if let Some(room) = &s.room {
+        out.push(' ');
+        out.push_str(room);
+    }
+    out.push_str(": ");
+    out.push_str(&s.title);
+    out
+}
+
+/// "Designing SMS Conversations People Answer (10:30, Bay Room)"
+pub fn short(agenda: &AgendaIndex, s: &Session, now: Timestamp, lang: Lang) -> String {
+    let mut out = format!("{} ({}", s.title, clock(agenda, s.start, now, lang));
+    if let Some(room) = &s.room {
+        out.push_str(", ");
+        out.push_str(room);
+    }
+    out.push(')');
+    out
+}
+
+/// Title, time span, room, speakers and the stream link.
+pub fn session_detail(agenda: &AgendaIndex, s: &Session, now: Timestamp, lang: Lang) -> String {
+    let zone = &agenda.agenda().conference.time_zone;
+    let mut out = format!(
+        "{}: {}-{}",
+        s.title,
+        clock(agenda, s.start, now, lang),
+        zone.at(s.end).strftime("%H:%M")
+    );
+    if let Some(room) = &s.room {
+        out.push_str(if lang == Lang::Es { " en " } else { " in " });
+        out.push_str(room);
+    }
+    let speakers: Vec<&str> = agenda.speakers_of(s).map(|sp| sp.name.as_str()).collect();
+    if !speakers.is_empty() {
+        out.push_str(if lang == Lang::Es {
+            ", con "
+        } else {
+            ", with "
+        });
+        out.push_str(&speakers.join(", "));
+    }
+    out.push('.');
+    if let Some(url) = s.stream_url.as_ref().or(s.recording_url.as_ref()) {
+        out.push_str(if lang == Lang::Es {
+            " Ver: "
+        } else {
+            " Watch: "
+        });
+        out.push_str(url);
+    }
+    out
+}
+
+/// What is on in a room now and next, and its stream.
+pub fn room_detail(agenda: &AgendaIndex, room: RoomId, now: Timestamp, lang: Lang) -> String {
+    let filter = Filter {
+        room: Some(room),
+        include_breaks: true,
+        ..Filter::default()
+    };
+    let name = agenda.room_name(room);
+    let es = lang == Lang::Es;
+    let mut out = name.to_string();
+    let on = agenda.now(now, &filter);
+    let next = agenda.next(now, &filter, 1);
+    if let Some(s) = on.first() {
+        out.push_str(if es { ". Ahora: " } else { ". Now: " });
+        out.push_str(&s.title);
+    }
+    if let Some(s) = next.first() {
+        out.push_str(if es { ". Después: " } else { ". Next: " });
+        out.push_str(&format!(
+            "{} {}",
+            clock(agenda, s.start, now, lang),
+            s.title
+        ));
+    }
+    if on.is_empty() && next.is_empty() {
+        out.push_str(if es {
+            ": no queda nada programado aquí."
+        } else {
+            ": nothing more is scheduled here."
+        });
+        return out;
+    }
+    out.push('.');
+    // The link goes last, with nothing after it, so phones recognise it.
+    if let Some(url) = on
+        .first()
+        .or(next.first())
+        .and_then(|s| s.stream_url.as_ref())
+    {
+        out.push_str(if es { " Ver: " } else { " Watch: " });
+        out.push_str(url);
+    }
+    out
+}
+
+/// The engine's own sentences.
+pub struct Texts {
+    es: bool,
+}
+
+impl Texts {
+    pub fn new(lang: Lang) -> Texts {
+        Texts {
+            es: lang == Lang::Es,
+        }
+    }
+
+    pub fn more_hint(&self) -> &'static str {
+        if self.es {
+            "Responde MAS para ver el resto."
+        } else {
+            "Reply MORE for more."
+        }
+    }
+
+    pub fn save_hint(&self, n: usize) -> String {
+        match (self.es, n) {
+            (false, 1) => "Reply 1 to save it.".into(),
+            (false, n) => format!("Reply 1-{n} to save one."),
+            (true, 1) => "Responde 1 para guardarla.".into(),
+            (true, n) => format!("Responde 1-{n} para guardar una."),
+        }
+    }
+
+    pub fn media_only(&self) -> &'static str {
+        if self.es {
+            "Solo puedo leer texto. Escríbeme tu pregunta."
+        } else {
+            "I can only read text. Please type your question."
+        }
+    }
+
+    pub fn offer_expert(&self) -> &'static str {
+        if self.es {
+            "Sigo sin entenderte. ¿Quieres hablar con un experto? Responde SI."
+        } else {
+            "I'm still not getting it. Want to talk to an expert? Reply YES."
+        }
+    }
+
+    pub fn already_saved(&self, title: &str) -> String {
+        if self.es {
+            format!("Ya está en tu agenda: {title}")
+        } else {
+            format!("Already in your agenda: {title}")
+        }
+    }
+
+    pub fn overlaps(&self, title: &str) -> String {
+        if self.es {
+            format!("Se solapa con {title}.")
+        } else {
+            format!("It overlaps with {title}.")
+        }
+    }
+
+    pub fn overlaps_number(&self, n: usize) -> String {
+        if self.es {
+            format!("se solapa con {n}")
+        } else {
+            format!("overlaps with {n}")
+        }
+    }
+
+    pub fn expert(&self, skill: Option<&str>) -> String {
+        match (self.es, skill) {
+            (false, Some(s)) => {
+                let article = if s.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("{article} {s} expert")
+            }
+            (false, None) => "an expert".into(),
+            (true, Some(s)) => format!("un experto en {s}"),
+            (true, None) => "un experto".into(),
+        }
+    }
+
+    pub fn in_word(&self) -> &'static str {
+        if self.es { "en" } else { "in" }
+    }
+
+    pub fn about_word(&self) -> &'static str {
+        if self.es { "sobre" } else { "about" }
+    }
+
+    pub fn from_word(&self, when: &str) -> String {
+        if self.es {
+            format!("desde {when}")
+        } else {
+            format!("from {when}")
+        }
+    }
+}

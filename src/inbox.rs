@@ -1,0 +1,218 @@
+//! Where an attendee's message is handled, whatever channel it came by: the IO around one
+//! conversation turn.
+//!
+//! For one message: give the earlier answer if it was processed before (idempotency); take the
+//! attendee's lock, so their messages are handled one at a time and in order; load what the store
+//! remembers; classify with the running intents; run the pure [`conversation::turn`]; write
+//! everything the turn changed in one transaction and flush it. Only then is the answer returned,
+//! so a 200 means it is on disk.
+
+use std::hash::{Hash, Hasher};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::conversation::{self, Inbound};
+use crate::intents::{Action, Classification};
+use crate::sms::phone::Phone;
+use crate::state::AppState;
+use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
+
+/// Who sent a message.
+#[derive(Clone, Debug)]
+pub enum Sender {
+    Sms(Phone),
+    /// A local conversation (`concierge chat --from NAME`).
+    Local(String),
+}
+
+impl Sender {
+    pub fn attendee_key(&self) -> String {
+        match self {
+            Sender::Sms(phone) => phone.attendee_key(),
+            Sender::Local(name) => format!("local:{name}"),
+        }
+    }
+
+    /// How the sender is shown in logs: never a whole number.
+    pub fn redacted(&self) -> String {
+        match self {
+            Sender::Sms(phone) => phone.redacted(),
+            Sender::Local(name) => format!("local:{name}"),
+        }
+    }
+
+    fn phone(&self) -> Option<&Phone> {
+        match self {
+            Sender::Sms(phone) => Some(phone),
+            Sender::Local(_) => None,
+        }
+    }
+}
+
+/// A message to handle.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub sender: Sender,
+    pub text: String,
+    pub has_media: bool,
+    /// The channel's id of the message (Twilio's `MessageSid`).
+    pub message_id: Option<String>,
+    /// Redeliveries carry the same key; the first answer is given again.
+    pub idempotency_key: Option<String>,
+    /// Twilio's `OptOutType` (`STOP`, `START`, `HELP`), which wins over our own reading.
+    pub opt_out_type: Option<String>,
+}
+
+/// The answer to a message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub replies: Vec<String>,
+    /// The message was processed before; `replies` are the ones given then.
+    pub duplicate: bool,
+    pub intent: String,
+}
+
+/// Per-attendee locks: a fixed set of mutexes picked by hashing the attendee key. Two attendees
+/// may share one (they then wait for each other briefly); one attendee always gets the same one.
+pub struct Locks {
+    shards: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Locks {
+    pub fn new(shards: usize) -> Locks {
+        Locks {
+            shards: (0..shards.max(1))
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    pub async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut hasher = rustc_hash::FxHasher::default();
+        key.hash(&mut hasher);
+        let shard = (hasher.finish() % self.shards.len() as u64) as usize;
+        self.shards[shard].lock().await
+    }
+}
+
+impl std::fmt::Debug for Locks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Locks({})", self.shards.len())
+    }
+}
+
+/// The engine settings for this state's configuration and agenda.
+pub fn engine_settings(state: &AppState, sms: bool) -> conversation::Settings {
+    conversation::Settings {
+        max_segments: sms.then_some(state.config.sms.max_segments),
+        context_ttl: SignedDuration::from_mins(i64::from(state.config.sms.context_idle_minutes)),
+        list_size: 5,
+        conference: state.agenda().agenda().conference.name.clone(),
+    }
+}
+
+/// Handles one message. See the module doc for the order of things.
+pub async fn handle(
+    state: &AppState,
+    message: Message,
+    now: Timestamp,
+) -> Result<Outcome, StoreError> {
+    if let Some(key) = &message.idempotency_key {
+        if let Some(earlier) = state.store.processed(key)? {
+            return Ok(duplicate(&earlier.reply));
+        }
+    }
+    let key = message.sender.attendee_key();
+    let _turn = state.locks.lock(&key).await;
+    let attendee = state.store.attendee(&key)?;
+    let opted_out = match message.sender.phone() {
+        Some(phone) => state.store.is_opted_out(phone.as_str())?,
+        None => false,
+    };
+    let agenda = state.agenda();
+    let matcher = state.intents.matcher();
+    let mut classification = matcher.classify(&message.text);
+    apply_opt_out_type(&mut classification, message.opt_out_type.as_deref());
+    let inbound = Inbound {
+        text: &message.text,
+        at: now,
+        has_media: message.has_media,
+        opted_out,
+    };
+    let settings = engine_settings(state, matches!(message.sender, Sender::Sms(_)));
+    let turn = conversation::turn(
+        &attendee,
+        &inbound,
+        &classification,
+        &agenda,
+        &matcher,
+        &settings,
+    );
+
+    let replies_json = serde_json::to_string(&turn.replies).unwrap_or_else(|_| "[]".into());
+    let record = TurnRecord {
+        attendee_key: key,
+        phone: message.sender.phone().map(|p| p.as_str().to_string()),
+        attendee: turn.attendee,
+        inbound: TranscriptEntry {
+            at: now,
+            inbound: true,
+            text: message.text.clone(),
+            message_id: message.message_id.clone(),
+            intent: Some(turn.intent.clone()),
+        },
+        outbound: turn
+            .replies
+            .iter()
+            .map(|text| TranscriptEntry {
+                at: now,
+                inbound: false,
+                text: text.clone(),
+                message_id: None,
+                intent: None,
+            })
+            .collect(),
+        effects: turn.effects,
+        idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
+        opt_out_reason: message.text.trim().chars().take(32).collect(),
+    };
+    match state.store.commit_turn(record, now).await? {
+        Committed::Duplicate(earlier) => Ok(duplicate(&earlier)),
+        Committed::Done => {
+            tracing::info!(
+                from = %message.sender.redacted(),
+                intent = %turn.intent,
+                confidence = classification.confidence,
+                replies = turn.replies.len(),
+                "message handled"
+            );
+            tracing::debug!(from = %message.sender.redacted(), body = %message.text, "message body");
+            Ok(Outcome {
+                replies: turn.replies,
+                duplicate: false,
+                intent: turn.intent,
+            })
+        }
+    }
+}
+
+fn duplicate(stored: &str) -> Outcome {
+    Outcome {
+        replies: serde_json::from_str(stored).unwrap_or_default(),
+        duplicate: true,
+        intent: String::new(),
+    }
+}
+
+/// Twilio's own reading of STOP, START and HELP wins over ours.
+fn apply_opt_out_type(c: &mut Classification, opt_out_type: Option<&str>) {
+    let (intent, action) = match opt_out_type.map(str::to_ascii_uppercase).as_deref() {
+        Some("STOP") => ("opt_out", Action::OptOut),
+        Some("START") => ("opt_in", Action::OptIn),
+        Some("HELP") => ("help", Action::Reply),
+        _ => return,
+    };
+    c.intent = intent.into();
+    c.action = action;
+    c.confidence = 1.0;
+}
