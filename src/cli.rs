@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Address to listen on (overrides the config).
     #[arg(long, value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
+    /// DEVELOPMENT ONLY: accept SMS webhooks without checking X-Twilio-Signature, so they can be
+    /// sent by hand (curl). Never use on a public address.
+    #[arg(long)]
+    pub dev_skip_signature: bool,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +271,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(bind) = args.bind {
                 config.bind = bind;
             }
+            config.sms.skip_signature = args.dev_skip_signature;
             runtime()?.block_on(serve(config))
         }
         Command::Import(args) => runtime()?.block_on(import_command(config, args)),
@@ -307,6 +312,18 @@ async fn serve(config: Config) -> Result<ExitCode> {
         tracing::info!(file = ?config.origin.file, env = ?config.origin.env, "configuration loaded");
     }
     tracing::info!("{}", config.describe());
+    if config.sms.skip_signature {
+        for _ in 0..3 {
+            tracing::warn!(
+                "DEVELOPMENT MODE: X-Twilio-Signature is NOT checked; anyone who can reach this port can send SMS webhooks"
+            );
+        }
+    } else if config.twilio.is_none() || config.public_url.is_none() {
+        tracing::info!(
+            "SMS webhook: POST /sms refuses requests until twilio.auth_token and public_url are configured \
+             (or try it locally with `concierge chat`, or `serve --dev-skip-signature`)"
+        );
+    }
     let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
     let bind = config.bind;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod sms;
 
 /// The largest request body any route accepts (Twilio's webhook bodies are far smaller).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(admin::routes())
+        .merge(sms::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -146,6 +148,8 @@ pub enum AppError {
     Forbidden(String),
     /// Well-formed, but it cannot be done; the body says why.
     Unprocessable(serde_json::Value),
+    /// A body of a type the route does not take.
+    UnsupportedMediaType(String),
     /// Something on our side failed. The detail is logged, never sent.
     Internal(String),
 }
@@ -165,6 +169,9 @@ impl IntoResponse for AppError {
                     .into_response();
             }
             AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+            AppError::UnsupportedMediaType(message) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+            }
             AppError::Unprocessable(body) => {
                 return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
             }

@@ -1,0 +1,163 @@
+//! The SMS channel: Twilio's incoming-message webhook (`POST /sms`) and delivery status callbacks
+//! (`POST /sms/status`).
+//!
+//! Order of checks, so nothing unverified is processed or stored: content type (415), form syntax
+//! (400), `X-Twilio-Signature` (400 when missing, 403 when wrong), `AccountSid` (403), then the
+//! fields (`From` must be E.164, `MessageSid` present: 400). Only then is the message handed to
+//! [`crate::inbox`]. The signed URL is the configured `public_url` followed by the path and query
+//! of the request.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::AppError;
+use crate::inbox::{self, Message, Sender};
+use crate::sms::phone::Phone;
+use crate::sms::{form, signature, twiml};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sms", post(inbound))
+        .route("/sms/status", post(status))
+}
+
+fn xml(body: String) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// Parses and authenticates a Twilio request. Returns its parameters.
+fn verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, AppError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err(AppError::UnsupportedMediaType(
+            "expected application/x-www-form-urlencoded, as Twilio sends".into(),
+        ));
+    }
+    let params = form::parse(body).map_err(|err| AppError::BadRequest(err.to_string()))?;
+    if !state.config.sms.skip_signature {
+        let presented = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| AppError::BadRequest("missing X-Twilio-Signature".into()))?;
+        let Some(twilio) = &state.config.twilio else {
+            return Err(AppError::Forbidden(
+                "signatures cannot be checked: no Twilio auth token is configured".into(),
+            ));
+        };
+        let Some(base) = &state.config.public_url else {
+            return Err(AppError::Forbidden(
+                "signatures cannot be checked: public_url is not configured".into(),
+            ));
+        };
+        let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+        let url = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+        let url: url::Url = url
+            .parse()
+            .map_err(|_| AppError::Internal(format!("the signed URL {url} does not parse")))?;
+        if !signature::verify(twilio.auth_token.expose(), &url, &params, presented) {
+            return Err(AppError::Forbidden("invalid X-Twilio-Signature".into()));
+        }
+    }
+    if let Some(twilio) = &state.config.twilio {
+        let account = form::get(&params, "AccountSid");
+        if account.is_some_and(|a| a != twilio.account_sid) {
+            return Err(AppError::Forbidden(
+                "AccountSid is not this service's account".into(),
+            ));
+        }
+    }
+    Ok(params)
+}
+
+async fn inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = verified(&state, &headers, &uri, &body)?;
+    let from =
+        form::get(&params, "From").ok_or_else(|| AppError::BadRequest("missing From".into()))?;
+    let phone = Phone::parse(from)
+        .ok_or_else(|| AppError::BadRequest("From is not an E.164 phone number".into()))?;
+    let message_sid = form::get(&params, "MessageSid").map(str::to_string);
+    let token = headers
+        .get("i-twilio-idempotency-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let idempotency_key = message_sid
+        .clone()
+        .or(token)
+        .ok_or_else(|| AppError::BadRequest("missing MessageSid".into()))?;
+    let media: usize = form::get(&params, "NumMedia")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    let text = match form::get(&params, "Body") {
+        Some(body) => body.to_string(),
+        None if media > 0 => String::new(),
+        None => return Err(AppError::BadRequest("missing Body".into())),
+    };
+    let message = Message {
+        sender: Sender::Sms(phone),
+        text,
+        has_media: media > 0,
+        message_id: message_sid,
+        idempotency_key: Some(idempotency_key),
+        opt_out_type: form::get(&params, "OptOutType").map(str::to_string),
+    };
+    let outcome = inbox::handle(&state, message, state.clock.now())
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    Ok(xml(twiml::response(&outcome.replies)))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let params = verified(&state, &headers, &uri, &body)?;
+    let sid = form::get(&params, "MessageSid")
+        .ok_or_else(|| AppError::BadRequest("missing MessageSid".into()))?;
+    let status = form::get(&params, "MessageStatus")
+        .or_else(|| form::get(&params, "SmsStatus"))
+        .ok_or_else(|| AppError::BadRequest("missing MessageStatus".into()))?;
+    if crate::store::Delivery::rank(status) == 0 {
+        return Err(AppError::BadRequest(format!(
+            "unknown MessageStatus {status:?}"
+        )));
+    }
+    let error_code = form::get(&params, "ErrorCode")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let kept = state
+        .store
+        .update_delivery(sid, status, error_code, state.clock.now())
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    tracing::debug!(sid, status, kept = %kept, "delivery status");
+    Ok(xml(twiml::response(&[])))
+}
