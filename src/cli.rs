@@ -348,6 +348,10 @@ async fn serve(config: Config) -> Result<ExitCode> {
         "intents loaded; watching for changes"
     );
     spawn_reloaders(&state);
+    tokio::spawn(crate::inbox::expire_idempotency(
+        state.clone(),
+        Duration::from_secs(600),
+    ));
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

@@ -17,6 +17,28 @@ use crate::sms::phone::Phone;
 use crate::state::AppState;
 use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
 
+/// How long a processed message's answer is kept for redeliveries. Twilio retries within minutes;
+/// a day leaves room for a replay by hand from its error log.
+pub const IDEMPOTENCY_TTL: SignedDuration = SignedDuration::from_hours(24);
+
+/// Forgets processed-message records older than [`IDEMPOTENCY_TTL`], every `every`. Runs until
+/// the task is dropped.
+pub async fn expire_idempotency(state: AppState, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let before = state
+            .clock
+            .now()
+            .checked_sub(IDEMPOTENCY_TTL)
+            .unwrap_or(Timestamp::MIN);
+        match state.store.expire_processed(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired idempotency records"),
+            Err(err) => tracing::warn!(error = %err, "expiring idempotency records failed"),
+        }
+    }
+}
+
 /// Who sent a message.
 #[derive(Clone, Debug)]
 pub enum Sender {

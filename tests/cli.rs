@@ -389,3 +389,33 @@ fn check_classify_and_try() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn chat_scripts_a_conversation_against_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    with_intents(dir.path());
+    run_ok(concierge(dir.path()).args(["demo", "--first-day", "2026-06-09"]));
+    let say = |text: &str| {
+        run_ok(concierge(dir.path()).args([
+            "chat",
+            "--from",
+            "+15551230009",
+            "--at",
+            "2026-06-09T10:05",
+            text,
+        ]))
+    };
+    assert!(say("whats next").starts_with("Next up:\n1) 10:30 Main Stage"));
+    assert!(
+        say("3").starts_with("Saved to your agenda: Designing SMS Conversations People Answer")
+    );
+    assert!(
+        say("my agenda").contains("1) 10:30 Bay Room: Designing SMS Conversations People Answer")
+    );
+    assert!(say("STOP").contains("unsubscribed"));
+    assert_eq!(say("whats next"), "(no reply)\n");
+    // The conversation is the SMS number's: its transcript is in the store.
+    let store = concierge::store::Store::open(&dir.path().join("data"), 8 << 20).unwrap();
+    assert!(store.is_opted_out("+15551230009").unwrap());
+    assert_eq!(store.transcript("sms:+15551230009").unwrap().len(), 9);
+}

@@ -523,3 +523,17 @@ async fn conversations_survive_a_restart() {
     assert!(body.contains("Saved to your agenda"), "{body}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn idempotency_records_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+    server.sms("SM7000", "hi").await;
+    assert!(server.store.processed("SM7000").unwrap().is_some());
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    assert_eq!(server.store.expire_processed(now).unwrap(), 0);
+    let later = now.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
+    assert_eq!(server.store.expire_processed(later).unwrap(), 1);
+    assert!(server.store.processed("SM7000").unwrap().is_none());
+    server.stop().await;
+}

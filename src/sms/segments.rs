@@ -57,45 +57,64 @@ pub fn count(text: &str) -> Count {
     }
 }
 
+/// How many units fit in `segments` segments of `encoding`.
+fn capacity(encoding: Encoding, segments: usize) -> usize {
+    match (encoding, segments) {
+        (Encoding::Gsm7, 1) => 160,
+        (Encoding::Gsm7, n) => 153 * n,
+        (Encoding::Ucs2, 1) => 70,
+        (Encoding::Ucs2, n) => 67 * n,
+    }
+}
+
+fn units(c: char, encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Gsm7 => gsm_units(c).unwrap_or(1),
+        Encoding::Ucs2 => c.len_utf16(),
+    }
+}
+
 /// Splits `text` into pages that each fit in `max_segments` once `more` (e.g. "Reply MORE for
-/// more.") is appended to every page but the last. Pages break at line ends where possible, else
-/// at spaces, else anywhere; no page is empty.
+/// more.") is appended, on a new line, to every page but the last. Pages break at line ends where
+/// possible, else at spaces, else anywhere; no page is empty. Linear in the length of `text`.
+///
+/// A page is counted in the encoding of the text still to send, which is exact for GSM-7 text and
+/// errs on the short side when only part of a UCS-2 text needs UCS-2.
 pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
     let max_segments = max_segments.max(1);
     if count(text).segments <= max_segments {
         return vec![text.to_string()];
     }
-    let fits = |page: &str| count(&format!("{page}\n{more}")).segments <= max_segments;
     let mut pages = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
-        if count(rest).segments <= max_segments {
+        let whole = count(rest);
+        if whole.segments <= max_segments {
             pages.push(rest.to_string());
             break;
         }
-        // The longest prefix that fits, cut at the best boundary.
-        let mut cut = 0;
+        let encoding = whole.encoding;
+        let footer: usize = 1 + more.chars().map(|c| units(c, encoding)).sum::<usize>();
+        let budget = capacity(encoding, max_segments).saturating_sub(footer);
+        // The longest prefix within the budget, and the last line end and space in it.
+        let (mut used, mut cut, mut last_newline, mut last_space) = (0, 0, None, None);
         for (i, c) in rest.char_indices() {
-            let end = i + c.len_utf8();
-            if !fits(&rest[..end]) {
+            used += units(c, encoding);
+            if used > budget {
                 break;
             }
-            cut = end;
+            match c {
+                '\n' if i > 0 => last_newline = Some(i),
+                ' ' if i > 0 => last_space = Some(i),
+                _ => {}
+            }
+            cut = i + c.len_utf8();
         }
         if cut == 0 {
-            // Not even one character fits with the footer: send characters without it.
+            // Not even one character fits beside the footer: send it without.
             cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
-        let window = &rest[..cut];
-        let at = if cut == rest.len() {
-            cut
-        } else {
-            window
-                .rfind('\n')
-                .filter(|&i| i > 0)
-                .or_else(|| window.rfind(' ').filter(|&i| i > 0))
-                .unwrap_or(cut)
-        };
+        let at = last_newline.or(last_space).unwrap_or(cut);
         pages.push(format!("{}\n{more}", rest[..at].trim_end()));
         rest = rest[at..].trim_start();
     }
