@@ -279,3 +279,42 @@ fn deciding_changes_nothing_and_agrees_with_tick() {
     assert_eq!(preview, done);
     assert_eq!(board.waiting(), [4]);
 }
+
+#[test]
+fn the_demo_routing_file_covers_every_skill() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("fixtures/routing.toml")).unwrap();
+    let file = concierge::routing::config::RoutingFile::parse(
+        "fixtures/routing.toml",
+        &text,
+        t("08:00:00"),
+    )
+    .unwrap_or_else(|errs| panic!("{errs:?}"));
+    assert!(file.experts.len() >= 10);
+    assert!(
+        file.experts
+            .iter()
+            .filter(|e| e.languages.len() > 1)
+            .count()
+            >= 3
+    );
+    let defs = concierge::intents::file::load_dir(&root.join("intents")).unwrap();
+    let skills = defs.entities.iter().find(|e| e.name == "skill").unwrap();
+    for (skill, _) in &skills.values {
+        for language in ["en", "es"] {
+            let covered = file
+                .experts
+                .iter()
+                .any(|e| e.skills.contains(skill) && e.languages.iter().any(|l| l == language));
+            assert!(covered, "no expert for {skill} in {language}");
+        }
+        assert!(
+            file.experts
+                .iter()
+                .filter(|e| e.skills.contains(skill))
+                .count()
+                >= 2,
+            "{skill}"
+        );
+    }
+}

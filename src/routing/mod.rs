@@ -19,6 +19,7 @@
 //! decides their eligibility (target, skill, language) and ordered within a bucket; deadlines are
 //! ordered sets. A pass of [`Board::decide`] looks at each bucket's head, not at every task.
 
+pub mod config;
 pub mod expr;
 
 use std::cmp::Reverse;
