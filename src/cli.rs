@@ -348,6 +348,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
         "intents loaded; watching for changes"
     );
     spawn_reloaders(&state);
+    spawn_outbox(&state)?;
     tokio::spawn(crate::inbox::expire_idempotency(
         state.clone(),
         Duration::from_secs(600),
@@ -386,6 +387,42 @@ async fn chat_command(config: Config, args: ChatArgs) -> Result<ExitCode> {
         println!("{reply}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outbox worker, when Twilio is configured: it sends what the service queues, at the rate.
+fn spawn_outbox(state: &AppState) -> Result<()> {
+    let Some(twilio) = &state.config.twilio else {
+        tracing::info!(
+            "no Twilio credentials: outbound messages stay queued until they are configured"
+        );
+        return Ok(());
+    };
+    let callback = state
+        .config
+        .public_url
+        .as_ref()
+        .map(|u| format!("{}/sms/status", u.as_str().trim_end_matches('/')));
+    let sender = crate::outbound::TwilioSender::new(
+        &twilio.api_base,
+        &twilio.account_sid,
+        twilio.auth_token.clone(),
+        &twilio.sender,
+        callback,
+        Duration::from_secs(10),
+    )
+    .context("cannot build the HTTP client for the Twilio Messages API")?;
+    tokio::spawn(crate::outbound::run(
+        state.store.clone(),
+        Arc::new(sender),
+        state.clock.clone(),
+        state.outbox_wake.clone(),
+        crate::outbound::WorkerSettings {
+            retry: crate::outbound::Retry::default(),
+            rate_per_second: state.config.sms.send_rate_per_second,
+            poll: Duration::from_secs(1),
+        },
+    ));
+    Ok(())
 }
 
 /// Background tasks that reload the intents: on file changes and on SIGHUP.

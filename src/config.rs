@@ -66,6 +66,8 @@ pub struct SmsConfig {
     pub max_segments: usize,
     /// Minutes of silence after which a conversation's context is forgotten.
     pub context_idle_minutes: u32,
+    /// Outbound sends per second at most (Twilio long codes take about 1, Messaging Services more).
+    pub send_rate_per_second: f64,
     /// Development only: accept webhooks without checking `X-Twilio-Signature`. Set by the
     /// `serve --dev-skip-signature` flag alone, never by the file or the environment.
     pub skip_signature: bool,
@@ -77,6 +79,8 @@ pub struct TwilioConfig {
     pub auth_token: Secret,
     /// The sender: a phone number (E.164) or a Messaging Service SID (`MG…`).
     pub sender: String,
+    /// Where the Messages API is: `https://api.twilio.com` unless testing against a stub.
+    pub api_base: String,
 }
 
 /// Where configuration came from.
@@ -114,6 +118,7 @@ pub struct RawConfig {
 pub struct RawSms {
     pub max_segments: Option<usize>,
     pub context_idle_minutes: Option<u32>,
+    pub send_rate_per_second: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +127,7 @@ pub struct RawTwilio {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub sender: Option<String>,
+    pub api_base: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -309,6 +315,12 @@ impl RawConfig {
                 "sms.max_segments = {max_segments} must be from 1 to 10"
             )));
         }
+        let send_rate_per_second = raw_sms.send_rate_per_second.unwrap_or(1.0);
+        if !(0.01..=1000.0).contains(&send_rate_per_second) {
+            return Err(err(format!(
+                "sms.send_rate_per_second = {send_rate_per_second} must be from 0.01 to 1000"
+            )));
+        }
         let context_idle_minutes = raw_sms.context_idle_minutes.unwrap_or(30);
         if !(1..=24 * 60).contains(&context_idle_minutes) {
             return Err(err(format!(
@@ -327,6 +339,7 @@ impl RawConfig {
             sms: SmsConfig {
                 max_segments,
                 context_idle_minutes,
+                send_rate_per_second,
                 skip_signature: false,
             },
             origin,
@@ -357,10 +370,17 @@ fn validate_twilio(raw: RawTwilio) -> Result<TwilioConfig, String> {
             "twilio.sender = {sender:?} must be an E.164 number (+15551234567) or a Messaging Service SID (MG…)"
         ));
     }
+    let api_base = raw
+        .api_base
+        .unwrap_or_else(|| "https://api.twilio.com".into());
+    if Url::parse(&api_base).is_err() {
+        return Err(format!("twilio.api_base = {api_base:?} is not a URL"));
+    }
     Ok(TwilioConfig {
         account_sid,
         auth_token: Secret(auth_token),
         sender,
+        api_base,
     })
 }
 

@@ -12,6 +12,7 @@ pub mod import;
 pub mod inbox;
 pub mod intents;
 pub mod live_intents;
+pub mod outbound;
 pub mod routing;
 pub mod sms;
 pub mod state;

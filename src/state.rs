@@ -30,6 +30,8 @@ pub struct AppState {
     pub intents: Arc<LiveIntents>,
     /// One attendee's messages are handled one at a time (see `crate::inbox`).
     pub locks: Arc<crate::inbox::Locks>,
+    /// Wakes the outbox worker when a message is queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
@@ -94,6 +96,7 @@ impl AppState {
             clock,
             intents: Arc::new(intents),
             locks: Arc::new(crate::inbox::Locks::new(256)),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,
         };

@@ -13,6 +13,8 @@
 //! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given |
 //! | `handoffs` | request id, `u64` big-endian | a versioned [`HandOffRequest`] (routed from issue 5 on) |
 //! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
+//! | `outbox` | message id, `u64` big-endian (so keys sort by age) | a versioned [`Outgoing`], still queued |
+//! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -41,6 +43,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use crate::agenda::Agenda;
 use crate::conversation::{Attendee, Effect};
 use crate::import::Format;
+use crate::outbound::{OutState, Outgoing};
 
 /// Tree names.
 pub mod trees {
@@ -52,6 +55,8 @@ pub mod trees {
     pub const IDEMPOTENCY: &str = "idempotency";
     pub const HANDOFFS: &str = "handoffs";
     pub const DELIVERY: &str = "delivery";
+    pub const OUTBOX: &str = "outbox";
+    pub const OUTBOX_DONE: &str = "outbox_done";
 }
 
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -151,6 +156,11 @@ pub enum ImportOutcome {
 impl Versioned for ImportRecord {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an import record";
+}
+
+impl Versioned for Outgoing {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an outbound message";
 }
 
 impl Versioned for Attendee {
@@ -336,6 +346,8 @@ pub struct Store {
     idempotency: sled::Tree,
     handoffs: sled::Tree,
     delivery: sled::Tree,
+    outbox: sled::Tree,
+    outbox_done: sled::Tree,
 }
 
 /// The transcript key prefix of an attendee: its key and a `0xff` separator (never in UTF-8).
@@ -411,6 +423,8 @@ impl Store {
             idempotency: db.open_tree(trees::IDEMPOTENCY)?,
             handoffs: db.open_tree(trees::HANDOFFS)?,
             delivery: db.open_tree(trees::DELIVERY)?,
+            outbox: db.open_tree(trees::OUTBOX)?,
+            outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
             db,
             meta,
             imports,
@@ -736,6 +750,85 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    /// Stores a message to send and flushes it. Returns its id.
+    pub async fn enqueue_outgoing(
+        &self,
+        to: &str,
+        body: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let id = self.db.generate_id()?;
+        let msg = Outgoing {
+            id,
+            to: to.to_string(),
+            body: body.to_string(),
+            reason: reason.to_string(),
+            created: now,
+            attempts: 0,
+            next_attempt: now,
+            state: OutState::Queued,
+            last_error: None,
+        };
+        self.outbox.insert(id.to_be_bytes(), msg.encode()?)?;
+        self.db.flush_async().await?;
+        Ok(id)
+    }
+
+    /// Queued messages due at `now`, oldest first.
+    pub fn due_outgoing(&self, now: Timestamp, limit: usize) -> Result<Vec<Outgoing>, StoreError> {
+        let mut due = Vec::new();
+        for entry in self.outbox.iter() {
+            let (_, bytes) = entry?;
+            let msg = Outgoing::decode(&bytes)?;
+            if msg.state == OutState::Queued && msg.next_attempt <= now {
+                due.push(msg);
+                if due.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    /// Records a message's new state and flushes it. A message that is no longer queued moves to
+    /// `outbox_done` in the same transaction, so the queue only ever holds what is still to send.
+    pub async fn update_outgoing(&self, msg: &Outgoing) -> Result<(), StoreError> {
+        let key = msg.id.to_be_bytes();
+        let bytes = msg.encode()?;
+        let queued = msg.state == OutState::Queued;
+        (&self.outbox, &self.outbox_done)
+            .transaction(|(outbox, done)| {
+                if queued {
+                    outbox.insert(&key, bytes.as_slice())?;
+                } else {
+                    outbox.remove(&key)?;
+                    done.insert(&key, bytes.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Storage(err) => StoreError::Sled(err),
+                TransactionError::Abort(()) => {
+                    StoreError::Sled(sled::Error::Unsupported("outbox update aborted".into()))
+                }
+            })?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn outgoing(&self, id: u64) -> Result<Option<Outgoing>, StoreError> {
+        let key = id.to_be_bytes();
+        match self.outbox.get(key)? {
+            Some(b) => Ok(Some(Outgoing::decode(&b)?)),
+            None => self
+                .outbox_done
+                .get(key)?
+                .map(|b| Outgoing::decode(&b))
+                .transpose(),
+        }
     }
 
     /// True when the database answers a read.

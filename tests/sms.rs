@@ -41,6 +41,7 @@ async fn start(dir: &Path, twilio: bool) -> Server {
             account_sid: ACCOUNT.into(),
             auth_token: Secret::new(TOKEN),
             sender: "+15550009999".into(),
+            api_base: "http://127.0.0.1:9".into(),
         });
         config.public_url = Some(PUBLIC.parse().unwrap());
     }
