@@ -122,6 +122,8 @@ fn board(routing: &Routing, busy: bool) -> (Board, Timestamp) {
             target_since: created,
             reservation: None,
             expert: None,
+            assigned_at: None,
+            completed_at: None,
             passed_by: vec![],
             cancel_reason: None,
         };

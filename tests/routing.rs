@@ -75,6 +75,8 @@ fn task(id: u64, skill: &str, language: &str, priority: i32, created: &str) -> T
         target_since: t(created),
         reservation: None,
         expert: None,
+        assigned_at: None,
+        completed_at: None,
         passed_by: vec![],
         cancel_reason: None,
     }
@@ -123,10 +125,10 @@ fn skill_and_language_decide_and_the_longest_idle_gets_the_offer() {
         ["offer 1 to bo", "offer 2 to ana", "offer 3 to cy"]
     );
     assert_eq!(board.task(1).unwrap().status, TaskStatus::Reserved);
-    board.accept(1, "bo").unwrap();
+    board.accept(1, "bo", t("10:00:00")).unwrap();
     assert_eq!(board.task(1).unwrap().status, TaskStatus::Assigned);
     // Only the expert offered the task may accept it.
-    assert!(board.accept(2, "bo").is_err());
+    assert!(board.accept(2, "bo", t("10:00:00")).is_err());
 }
 
 #[test]
@@ -154,8 +156,8 @@ fn capacity_is_respected_and_priority_then_age_decide_the_order() {
         ["offer 3 to ana", "offer 1 to ana"]
     );
     assert_eq!(board.load("ana"), 2);
-    board.accept(3, "ana").unwrap();
-    board.accept(1, "ana").unwrap();
+    board.accept(3, "ana", t("10:00:00")).unwrap();
+    board.accept(1, "ana", t("10:00:00")).unwrap();
     assert!(step(&mut board, &routing, "10:00:04").is_empty());
     board.complete(3, "ana", t("10:00:30")).unwrap();
     assert_eq!(step(&mut board, &routing, "10:00:31"), ["offer 2 to ana"]);
@@ -183,7 +185,7 @@ fn reject_and_timeout_pass_the_task_to_the_next_expert() {
         step(&mut board, &routing, "10:00:35"),
         ["timeout 1 at bo", "offer 1 to cy"]
     );
-    board.accept(1, "cy").unwrap();
+    board.accept(1, "cy", t("10:00:00")).unwrap();
     assert_eq!(board.task(1).unwrap().passed_by, ["ana", "bo"]);
 }
 
@@ -317,4 +319,93 @@ fn the_demo_routing_file_covers_every_skill() {
             "{skill}"
         );
     }
+}
+
+#[test]
+fn a_restored_board_carries_on_where_it_stopped() {
+    let routing = routing();
+    let mut board = Board::new(vec![
+        expert("ana", &["video"], &["en"], 1, "07:00:00"),
+        expert("bo", &["video"], &["en"], 1, "08:00:00"),
+    ]);
+    for i in 1..=4 {
+        board.add_task(
+            task(i, "video", "en", 0, &format!("10:00:0{i}")),
+            &routing,
+            t(&format!("10:00:0{i}")),
+        );
+    }
+    assert_eq!(
+        step(&mut board, &routing, "10:00:05"),
+        ["offer 1 to ana", "offer 2 to bo"]
+    );
+    board.accept(1, "ana", t("10:00:06")).unwrap();
+    // The service stops; experts and tasks are read back from the store.
+    let experts = board.experts().to_vec();
+    let tasks: Vec<Task> = board.tasks().cloned().collect();
+    let mut restored = Board::restore(experts, tasks, &routing);
+    assert_eq!(
+        restored.waiting(),
+        [3, 4],
+        "pending tasks are still queued in order"
+    );
+    assert_eq!(restored.load("ana"), 1);
+    assert_eq!(restored.load("bo"), 1);
+    // bo's offer times out at its stored deadline (10:00:35), not later.
+    assert!(step(&mut restored, &routing, "10:00:34").is_empty());
+    assert_eq!(
+        step(&mut restored, &routing, "10:00:35"),
+        ["timeout 2 at bo", "offer 3 to bo"]
+    );
+}
+
+#[test]
+fn estimates_and_statistics() {
+    let routing = routing();
+    let mut board = Board::new(vec![
+        expert("ana", &["video"], &["en"], 1, "07:00:00"),
+        expert("bo", &["video"], &["en"], 1, "08:00:00"),
+        expert("cy", &["voice"], &["es"], 1, "08:00:00"),
+    ]);
+    board
+        .set_status("cy", Availability::Offline, t("09:00:00"))
+        .unwrap();
+    // An expert free now: no wait.
+    let e = board.estimate(&routing, Some("video"), "en", t("10:00:00"));
+    assert_eq!((e.position, e.minutes, e.experts_online), (1, Some(0), 2));
+    // Nobody online for Spanish voice.
+    let e = board.estimate(&routing, Some("voice"), "es", t("10:00:00"));
+    assert_eq!((e.minutes, e.experts_online), (None, 0));
+
+    for i in 1..=4 {
+        board.add_task(
+            task(i, "video", "en", 0, "10:00:00"),
+            &routing,
+            t("10:00:00"),
+        );
+    }
+    step(&mut board, &routing, "10:00:00");
+    board.accept(1, "ana", t("10:00:20")).unwrap();
+    board.accept(2, "bo", t("10:00:40")).unwrap();
+    board.complete(1, "ana", t("10:06:20")).unwrap();
+    board.accept(3, "ana", t("10:06:30")).unwrap_err();
+    step(&mut board, &routing, "10:06:30");
+    // Task 4 waits (escalated to "anyone"); a new one would be second; handling took 6 minutes,
+    // and two experts share the work: about 6 minutes.
+    let e = board.estimate(&routing, Some("video"), "en", t("10:06:30"));
+    assert_eq!(e.position, 2);
+    assert_eq!(e.minutes, Some(6));
+    let stats = board.stats(&routing, t("10:06:30"));
+    assert_eq!(stats.available_experts, 0);
+    assert_eq!(
+        (stats.queues[0].queue.as_str(), stats.queues[0].waiting),
+        ("skilled", 0)
+    );
+    assert_eq!(
+        (stats.queues[1].queue.as_str(), stats.queues[1].waiting),
+        ("anyone", 1)
+    );
+    assert_eq!(stats.queues[1].longest_wait_seconds, 390);
+    // Waits until accepted in the last 15 minutes: 20 s and 40 s.
+    assert_eq!(stats.average_wait_seconds_15m, Some(30.0));
 }

@@ -119,6 +119,10 @@ pub struct Task {
     pub reservation: Option<Reservation>,
     /// The expert the task is assigned to.
     pub expert: Option<String>,
+    #[serde(default)]
+    pub assigned_at: Option<Timestamp>,
+    #[serde(default)]
+    pub completed_at: Option<Timestamp>,
     /// Experts who rejected the task or let its offer time out.
     pub passed_by: Vec<String>,
     pub cancel_reason: Option<String>,
@@ -171,6 +175,31 @@ impl std::fmt::Display for RoutingError {
 }
 
 impl std::error::Error for RoutingError {}
+
+/// Where a new task would stand.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    /// 1 for the next task to be offered.
+    pub position: usize,
+    /// About how many minutes until an expert takes it; `None` when no expert for it is online.
+    pub minutes: Option<u32>,
+    pub experts_online: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueStats {
+    pub queue: String,
+    pub waiting: usize,
+    pub longest_wait_seconds: i64,
+    pub available_experts: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stats {
+    pub queues: Vec<QueueStats>,
+    pub available_experts: usize,
+    pub average_wait_seconds_15m: Option<f64>,
+}
 
 /// What decides a pending task's eligible experts.
 type Bucket = (usize, Option<String>, String);
@@ -573,7 +602,7 @@ impl Board {
     }
 
     /// The expert takes the task offered to them.
-    pub fn accept(&mut self, task: u64, expert: &str) -> Result<(), RoutingError> {
+    pub fn accept(&mut self, task: u64, expert: &str, now: Timestamp) -> Result<(), RoutingError> {
         let t = self
             .tasks
             .get_mut(&task)
@@ -589,6 +618,7 @@ impl Board {
         let deadline = t.reservation.take().map(|r| r.deadline);
         t.status = TaskStatus::Assigned;
         t.expert = Some(expert.to_string());
+        t.assigned_at = Some(now);
         if let Some(d) = deadline {
             self.reservations.remove(&(d, task));
         }
@@ -630,6 +660,7 @@ impl Board {
             });
         }
         t.status = TaskStatus::Completed;
+        t.completed_at = Some(now);
         let &i = self
             .expert_pos
             .get(expert)
@@ -685,6 +716,184 @@ impl Board {
         t.reservation = None;
         t.cancel_reason = Some(reason.to_string());
         Ok(())
+    }
+
+    /// Rebuilds a board from stored experts and tasks: pending tasks go back into their buckets
+    /// with their stored target and deadlines, reservations keep their stored deadlines, loads are
+    /// recounted. Finished tasks are kept for statistics.
+    pub fn restore(experts: Vec<Expert>, tasks: Vec<Task>, routing: &Routing) -> Board {
+        let mut board = Board::new(experts);
+        for task in tasks {
+            let id = task.id;
+            let status = task.status;
+            let holder = task
+                .reservation
+                .as_ref()
+                .map(|r| r.expert.clone())
+                .or_else(|| task.expert.clone());
+            let reservation = task.reservation.as_ref().map(|r| r.deadline);
+            let expires = task.expires;
+            board.tasks.insert(id, task);
+            match status {
+                TaskStatus::Pending => board.index_pending(id, routing),
+                TaskStatus::Reserved => {
+                    if let Some(d) = reservation {
+                        board.reservations.insert((d, id));
+                    }
+                }
+                _ => {}
+            }
+            if matches!(
+                status,
+                TaskStatus::Reserved | TaskStatus::Assigned | TaskStatus::Wrapping
+            ) {
+                if let Some(&i) = holder.as_ref().and_then(|h| board.expert_pos.get(h)) {
+                    board.load[i] += 1;
+                }
+            }
+            if matches!(status, TaskStatus::Pending | TaskStatus::Reserved) {
+                if let Some(e) = expires {
+                    board.expiries.insert((e, id));
+                }
+            }
+        }
+        board
+    }
+
+    /// Where a new task for `skill`/`language` would stand, and about how long it would wait: the
+    /// tasks ahead of it, and the recent handling time (5 minutes when nothing was handled in the
+    /// last hour) spread over the online experts the first target's queue admits.
+    pub fn estimate(
+        &self,
+        routing: &Routing,
+        skill: Option<&str>,
+        language: &str,
+        now: Timestamp,
+    ) -> Estimate {
+        // Every waiting task for the same skill and language is ahead: they are older, at this
+        // target or escalated past it.
+        let ahead: usize = self
+            .pending
+            .iter()
+            .filter(|(b, _)| b.1.as_deref() == skill && b.2 == language)
+            .map(|(_, set)| set.len())
+            .sum();
+        let queue = &routing.queues[routing.targets[0].queue].expr;
+        let online: Vec<&Expert> = self
+            .experts
+            .iter()
+            .filter(|e| e.status != Availability::Offline)
+            .filter(|e| {
+                queue.eval(&View {
+                    expert: e,
+                    skill,
+                    language,
+                })
+            })
+            .collect();
+        let capacity: u32 = online.iter().map(|e| e.capacity).sum();
+        let handling = self
+            .recent_handling_time(now)
+            .unwrap_or(SignedDuration::from_mins(5));
+        let free_now = online
+            .iter()
+            .any(|e| e.status == Availability::Available && self.load(&e.id) < e.capacity);
+        let minutes = if free_now && ahead == 0 {
+            0
+        } else if capacity == 0 {
+            -1
+        } else {
+            let rounds = (ahead as f64 + 1.0) / f64::from(capacity);
+            (rounds * handling.as_secs_f64() / 60.0).ceil() as i64
+        };
+        Estimate {
+            position: ahead + 1,
+            minutes: (minutes >= 0).then_some(minutes as u32),
+            experts_online: online.len(),
+        }
+    }
+
+    /// The average time from acceptance to completion over tasks completed in the last hour.
+    fn recent_handling_time(&self, now: Timestamp) -> Option<SignedDuration> {
+        let since = now.checked_sub(SignedDuration::from_hours(1)).ok()?;
+        let times: Vec<f64> = self
+            .tasks
+            .values()
+            .filter_map(|t| match (t.assigned_at, t.completed_at) {
+                (Some(a), Some(c)) if c >= since => Some(c.duration_since(a).as_secs_f64()),
+                _ => None,
+            })
+            .collect();
+        (!times.is_empty())
+            .then(|| SignedDuration::from_secs_f64(times.iter().sum::<f64>() / times.len() as f64))
+    }
+
+    /// Per queue: tasks waiting at a target of that queue, the longest wait, available experts it
+    /// admits for those tasks; and, over all queues, the average wait until accepted in the last
+    /// 15 minutes.
+    pub fn stats(&self, routing: &Routing, now: Timestamp) -> Stats {
+        let mut queues: Vec<QueueStats> = routing
+            .queues
+            .iter()
+            .map(|q| QueueStats {
+                queue: q.name.clone(),
+                waiting: 0,
+                longest_wait_seconds: 0,
+                available_experts: 0,
+            })
+            .collect();
+        for (bucket, set) in &self.pending {
+            let q = routing.targets[bucket.0.min(routing.targets.len() - 1)].queue;
+            queues[q].waiting += set.len();
+            for &(_, created, _) in set {
+                queues[q].longest_wait_seconds = queues[q]
+                    .longest_wait_seconds
+                    .max(now.duration_since(created).as_secs());
+            }
+        }
+        for (q, stats) in queues.iter_mut().enumerate() {
+            let buckets: Vec<&Bucket> = self
+                .pending
+                .keys()
+                .filter(|b| routing.targets[b.0.min(routing.targets.len() - 1)].queue == q)
+                .collect();
+            stats.available_experts = self
+                .experts
+                .iter()
+                .filter(|e| e.status == Availability::Available && self.load(&e.id) < e.capacity)
+                .filter(|e| {
+                    buckets.iter().any(|b| {
+                        routing.queues[q].expr.eval(&View {
+                            expert: e,
+                            skill: b.1.as_deref(),
+                            language: &b.2,
+                        })
+                    })
+                })
+                .count();
+        }
+        let since = now
+            .checked_sub(SignedDuration::from_mins(15))
+            .unwrap_or(Timestamp::MIN);
+        let waits: Vec<f64> = self
+            .tasks
+            .values()
+            .filter_map(|t| {
+                t.assigned_at
+                    .filter(|a| *a >= since)
+                    .map(|a| a.duration_since(t.created).as_secs_f64())
+            })
+            .collect();
+        Stats {
+            queues,
+            available_experts: self
+                .experts
+                .iter()
+                .filter(|e| e.status == Availability::Available && self.load(&e.id) < e.capacity)
+                .count(),
+            average_wait_seconds_15m: (!waits.is_empty())
+                .then(|| waits.iter().sum::<f64>() / waits.len() as f64),
+        }
     }
 
     /// Pending tasks in the order they will be offered, with their position (from 1).
