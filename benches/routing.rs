@@ -125,6 +125,7 @@ fn board(routing: &Routing, busy: bool) -> (Board, Timestamp) {
             assigned_at: None,
             completed_at: None,
             passed_by: vec![],
+            messages: Vec::new(),
             cancel_reason: None,
         };
         board.add_task(task, routing, created);

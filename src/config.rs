@@ -47,6 +47,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub intents_dir: PathBuf,
+    /// Experts, queues and the workflow (see `crate::routing::config`).
+    pub routing_file: PathBuf,
     /// The conference zone for imports of files that name none (Sessionize).
     pub time_zone: Option<Zone>,
     /// The URL Twilio is configured to call, used to check webhook signatures.
@@ -105,6 +107,7 @@ pub struct RawConfig {
     pub bind: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub intents_dir: Option<PathBuf>,
+    pub routing_file: Option<PathBuf>,
     pub time_zone: Option<String>,
     pub public_url: Option<String>,
     pub admin_token: Option<String>,
@@ -153,6 +156,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONCIERGE_BIND", "bind"),
     ("CONCIERGE_DATA_DIR", "data_dir"),
     ("CONCIERGE_INTENTS_DIR", "intents_dir"),
+    ("CONCIERGE_ROUTING_FILE", "routing_file"),
     ("CONCIERGE_TIME_ZONE", "time_zone"),
     ("CONCIERGE_PUBLIC_URL", "public_url"),
     ("CONCIERGE_ADMIN_TOKEN", "admin_token"),
@@ -235,6 +239,7 @@ impl RawConfig {
             "CONCIERGE_BIND" => self.bind = Some(value),
             "CONCIERGE_DATA_DIR" => self.data_dir = Some(value.into()),
             "CONCIERGE_INTENTS_DIR" => self.intents_dir = Some(value.into()),
+            "CONCIERGE_ROUTING_FILE" => self.routing_file = Some(value.into()),
             "CONCIERGE_TIME_ZONE" => self.time_zone = Some(value),
             "CONCIERGE_PUBLIC_URL" => self.public_url = Some(value),
             "CONCIERGE_ADMIN_TOKEN" => self.admin_token = Some(value),
@@ -331,6 +336,9 @@ impl RawConfig {
             bind,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             intents_dir: self.intents_dir.unwrap_or_else(|| PathBuf::from("intents")),
+            routing_file: self
+                .routing_file
+                .unwrap_or_else(|| PathBuf::from("fixtures/routing.toml")),
             time_zone,
             public_url,
             twilio,

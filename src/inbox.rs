@@ -196,6 +196,7 @@ pub async fn handle(
             .collect(),
         effects: turn.effects,
         idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
+        tasks: Vec::new(),
         opt_out_reason: message.text.trim().chars().take(32).collect(),
     };
     match state.store.commit_turn(record, now).await? {

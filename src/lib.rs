@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod desk;
 pub mod http;
 pub mod import;
 pub mod inbox;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub intents: Arc<LiveIntents>,
     /// One attendee's messages are handled one at a time (see `crate::inbox`).
     pub locks: Arc<crate::inbox::Locks>,
+    /// The expert desk: routing of hand-offs.
+    pub desk: Arc<crate::desk::Desk>,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
@@ -53,6 +55,8 @@ pub enum StateError {
     Demo(crate::import::ImportError),
     /// The intent files do not load; there is nothing to answer with.
     Intents(Vec<Diagnostic>),
+    /// The routing file does not load.
+    Routing(Vec<Diagnostic>),
 }
 
 impl std::fmt::Display for StateError {
@@ -60,6 +64,13 @@ impl std::fmt::Display for StateError {
         match self {
             StateError::Store(err) => err.fmt(f),
             StateError::Demo(err) => write!(f, "the embedded demo conference is broken: {err}"),
+            StateError::Routing(problems) => {
+                write!(f, "the routing file does not load:")?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
             StateError::Intents(problems) => {
                 write!(f, "the intent files do not load:")?;
                 for p in problems {
@@ -90,12 +101,15 @@ impl AppState {
         let (agenda, boot) = load_or_seed_agenda(&store, now).await?;
         let intents =
             LiveIntents::open(&config.intents_dir, &agenda, now).map_err(StateError::Intents)?;
+        let desk = crate::desk::Desk::open(store.clone(), &config.routing_file, now)
+            .map_err(StateError::Routing)?;
         let state = AppState {
             config: Arc::new(config),
             store,
             clock,
             intents: Arc::new(intents),
             locks: Arc::new(crate::inbox::Locks::new(256)),
+            desk: Arc::new(desk),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,

@@ -11,10 +11,11 @@
 //! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] |
 //! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
 //! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given |
-//! | `handoffs` | request id, `u64` big-endian | a versioned [`HandOffRequest`] (routed from issue 5 on) |
 //! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
 //! | `outbox` | message id, `u64` big-endian (so keys sort by age) | a versioned [`Outgoing`], still queued |
 //! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
+//! | `experts` | expert id | a versioned [`Expert`]: status and idle time as last saved |
+//! | `tasks` | task id, `u64` big-endian | a versioned [`Task`] (hand-off requests and their routing) |
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -24,7 +25,7 @@
 //!   to disk (`flush_async().await`) before the caller is told it succeeded. A reader of the store sees
 //!   the old agenda or the new one, never a mix.
 //! - One inbound message is one transaction: its idempotency record, transcript entries, the
-//!   attendee's new state, opt-out changes and hand-off requests are written together and flushed
+//!   attendee's new state, opt-out changes and routing tasks are written together and flushed
 //!   before the webhook answers 200. A redelivered message finds its idempotency record and gets
 //!   the same reply; nothing is processed twice.
 //! - Delivery statuses only move forward (see [`Delivery::rank`]).
@@ -44,6 +45,7 @@ use crate::agenda::Agenda;
 use crate::conversation::{Attendee, Effect};
 use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
+use crate::routing::{Expert, Task};
 
 /// Tree names.
 pub mod trees {
@@ -53,10 +55,11 @@ pub mod trees {
     pub const TRANSCRIPT: &str = "transcript";
     pub const OPT_OUTS: &str = "opt_outs";
     pub const IDEMPOTENCY: &str = "idempotency";
-    pub const HANDOFFS: &str = "handoffs";
     pub const DELIVERY: &str = "delivery";
     pub const OUTBOX: &str = "outbox";
     pub const OUTBOX_DONE: &str = "outbox_done";
+    pub const EXPERTS: &str = "experts";
+    pub const TASKS: &str = "tasks";
 }
 
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -158,6 +161,16 @@ impl Versioned for ImportRecord {
     const WHAT: &'static str = "an import record";
 }
 
+impl Versioned for Expert {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an expert";
+}
+
+impl Versioned for Task {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a task";
+}
+
 impl Versioned for Outgoing {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an outbound message";
@@ -210,21 +223,6 @@ impl Versioned for Processed {
     const WHAT: &'static str = "an idempotency record";
 }
 
-/// An attendee's request for a person.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HandOffRequest {
-    pub id: u64,
-    pub at: Timestamp,
-    pub attendee: String,
-    pub skill: Option<String>,
-    pub question: String,
-}
-
-impl Versioned for HandOffRequest {
-    const VERSION: u8 = 1;
-    const WHAT: &'static str = "a hand-off request";
-}
-
 /// The delivery status of an outbound message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -264,6 +262,8 @@ pub struct TurnRecord {
     pub effects: Vec<Effect>,
     /// The idempotency key and the reply to give again on redelivery.
     pub idempotency: Option<(String, String)>,
+    /// Routing tasks the turn created or changed (a hand-off request, a message attached).
+    pub tasks: Vec<Task>,
     /// Why an opt-out happened, when one did.
     pub opt_out_reason: String,
 }
@@ -344,10 +344,11 @@ pub struct Store {
     transcript: sled::Tree,
     opt_outs: sled::Tree,
     idempotency: sled::Tree,
-    handoffs: sled::Tree,
     delivery: sled::Tree,
     outbox: sled::Tree,
     outbox_done: sled::Tree,
+    experts: sled::Tree,
+    tasks: sled::Tree,
 }
 
 /// The transcript key prefix of an attendee: its key and a `0xff` separator (never in UTF-8).
@@ -421,10 +422,11 @@ impl Store {
             transcript: db.open_tree(trees::TRANSCRIPT)?,
             opt_outs: db.open_tree(trees::OPT_OUTS)?,
             idempotency: db.open_tree(trees::IDEMPOTENCY)?,
-            handoffs: db.open_tree(trees::HANDOFFS)?,
             delivery: db.open_tree(trees::DELIVERY)?,
             outbox: db.open_tree(trees::OUTBOX)?,
             outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
+            experts: db.open_tree(trees::EXPERTS)?,
+            tasks: db.open_tree(trees::TASKS)?,
             db,
             meta,
             imports,
@@ -555,17 +557,6 @@ impl Store {
             .collect()
     }
 
-    /// Hand-off requests, oldest first.
-    pub fn handoffs(&self) -> Result<Vec<HandOffRequest>, StoreError> {
-        self.handoffs
-            .iter()
-            .map(|entry| {
-                let (_, bytes) = entry?;
-                HandOffRequest::decode(&bytes)
-            })
-            .collect()
-    }
-
     /// Writes everything one message changed in one transaction, then flushes. If the message was
     /// processed already (same idempotency key), nothing is written and the earlier reply returned.
     pub async fn commit_turn(
@@ -577,12 +568,6 @@ impl Store {
         for _ in 0..record.outbound.len() + 1 {
             ids.push(self.db.generate_id()?);
         }
-        let handoff_ids: Vec<u64> = record
-            .effects
-            .iter()
-            .filter(|e| matches!(e, Effect::HandOff { .. }))
-            .map(|_| self.db.generate_id())
-            .collect::<Result<_, _>>()?;
         let attendee_bytes = record.attendee.encode()?;
         let prefix = transcript_prefix(&record.attendee_key);
         let mut entries = Vec::with_capacity(ids.len());
@@ -610,35 +595,19 @@ impl Store {
             reason: record.opt_out_reason.clone(),
         }
         .encode()?;
-        let mut handoffs = Vec::new();
-        for (id, effect) in handoff_ids.iter().zip(
-            record
-                .effects
-                .iter()
-                .filter(|e| matches!(e, Effect::HandOff { .. })),
-        ) {
-            if let Effect::HandOff { skill, question } = effect {
-                handoffs.push((
-                    id.to_be_bytes(),
-                    HandOffRequest {
-                        id: *id,
-                        at: now,
-                        attendee: record.attendee_key.clone(),
-                        skill: skill.clone(),
-                        question: question.clone(),
-                    }
-                    .encode()?,
-                ));
-            }
-        }
+        let tasks: Vec<([u8; 8], Vec<u8>)> = record
+            .tasks
+            .iter()
+            .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
+            .collect::<Result<_, StoreError>>()?;
         let result = (
             &self.idempotency,
             &self.attendees,
             &self.transcript,
             &self.opt_outs,
-            &self.handoffs,
+            &self.tasks,
         )
-            .transaction(|(idem, attendees, transcript, opt_outs, handoff_tree)| {
+            .transaction(|(idem, attendees, transcript, opt_outs, task_tree)| {
                 if let Some((key, bytes)) = &processed {
                     if let Some(earlier) = idem.get(key.as_bytes())? {
                         return sled::transaction::abort(earlier.to_vec());
@@ -662,8 +631,8 @@ impl Store {
                         }
                     }
                 }
-                for (key, bytes) in &handoffs {
-                    handoff_tree.insert(&key[..], bytes.as_slice())?;
+                for (key, bytes) in &tasks {
+                    task_tree.insert(&key[..], bytes.as_slice())?;
                 }
                 Ok(())
             });
@@ -829,6 +798,60 @@ impl Store {
                 .map(|b| Outgoing::decode(&b))
                 .transpose(),
         }
+    }
+
+    /// Saves experts and tasks in one transaction and flushes them.
+    pub async fn save_routing(
+        &self,
+        experts: &[Expert],
+        tasks: &[&Task],
+    ) -> Result<(), StoreError> {
+        let experts: Vec<(String, Vec<u8>)> = experts
+            .iter()
+            .map(|e| Ok((e.id.clone(), e.encode()?)))
+            .collect::<Result<_, StoreError>>()?;
+        let tasks: Vec<([u8; 8], Vec<u8>)> = tasks
+            .iter()
+            .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
+            .collect::<Result<_, StoreError>>()?;
+        (&self.experts, &self.tasks)
+            .transaction(|(et, tt)| {
+                for (id, bytes) in &experts {
+                    et.insert(id.as_bytes(), bytes.as_slice())?;
+                }
+                for (id, bytes) in &tasks {
+                    tt.insert(&id[..], bytes.as_slice())?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| match err {
+                TransactionError::Storage(err) => StoreError::Sled(err),
+                TransactionError::Abort(()) => {
+                    StoreError::Sled(sled::Error::Unsupported("routing save aborted".into()))
+                }
+            })?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Experts and tasks as last saved.
+    pub fn load_routing(&self) -> Result<(Vec<Expert>, Vec<Task>), StoreError> {
+        let experts = self
+            .experts
+            .iter()
+            .map(|e| Expert::decode(&e?.1))
+            .collect::<Result<_, _>>()?;
+        let tasks = self
+            .tasks
+            .iter()
+            .map(|t| Task::decode(&t?.1))
+            .collect::<Result<_, _>>()?;
+        Ok((experts, tasks))
+    }
+
+    /// A new id for a task, unique in this store.
+    pub fn new_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
     }
 
     /// True when the database answers a read.

@@ -78,6 +78,7 @@ fn task(id: u64, skill: &str, language: &str, priority: i32, created: &str) -> T
         assigned_at: None,
         completed_at: None,
         passed_by: vec![],
+        messages: Vec::new(),
         cancel_reason: None,
     }
 }

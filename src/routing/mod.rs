@@ -125,6 +125,9 @@ pub struct Task {
     pub completed_at: Option<Timestamp>,
     /// Experts who rejected the task or let its offer time out.
     pub passed_by: Vec<String>,
+    /// What the attendee added while waiting or talking to the expert, in order.
+    #[serde(default)]
+    pub messages: Vec<(Timestamp, String)>,
     pub cancel_reason: Option<String>,
 }
 
@@ -894,6 +897,23 @@ impl Board {
             average_wait_seconds_15m: (!waits.is_empty())
                 .then(|| waits.iter().sum::<f64>() / waits.len() as f64),
         }
+    }
+
+    /// Adds a message from the attendee to a task that is not finished.
+    pub fn note(&mut self, task: u64, at: Timestamp, text: &str) -> Result<(), RoutingError> {
+        let t = self
+            .tasks
+            .get_mut(&task)
+            .ok_or(RoutingError::UnknownTask(task))?;
+        if matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled) {
+            return Err(RoutingError::NotAllowed {
+                task,
+                status: t.status,
+                action: "added to",
+            });
+        }
+        t.messages.push((at, text.to_string()));
+        Ok(())
     }
 
     /// Pending tasks in the order they will be offered, with their position (from 1).

@@ -1,0 +1,278 @@
+//! The expert desk: the routing [`Board`] with IO around it.
+//!
+//! It owns the board behind a `std::sync::Mutex` (held only for a pure board operation, never across
+//! an `.await`), saves every task and expert a change touched in one sled transaction, and flushes
+//! before the caller is told it happened. At start it reads the routing file (experts, queues,
+//! workflow) and the stored experts and tasks, and restores the board, so pending tasks stay in
+//! order and reservation deadlines resume from what was stored.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::intents::Diagnostic;
+use crate::routing::config::RoutingFile;
+use crate::routing::expr::Expr;
+use crate::routing::{
+    Availability, Board, Decision, Estimate, Expert, Queue, Routing, RoutingError, Stats, Target,
+    Task, TaskStatus,
+};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug)]
+pub enum DeskError {
+    Routing(RoutingError),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for DeskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeskError::Routing(err) => err.fmt(f),
+            DeskError::Store(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeskError {}
+
+impl From<StoreError> for DeskError {
+    fn from(err: StoreError) -> DeskError {
+        DeskError::Store(err)
+    }
+}
+
+impl From<RoutingError> for DeskError {
+    fn from(err: RoutingError) -> DeskError {
+        DeskError::Routing(err)
+    }
+}
+
+pub struct Desk {
+    routing: Routing,
+    board: Mutex<Board>,
+    store: Store,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk").finish_non_exhaustive()
+    }
+}
+
+/// A routing configuration with no experts: one queue of everyone. Used when there is no routing
+/// file, so hand-offs still queue (and expire politely) instead of failing.
+pub fn empty_routing() -> Routing {
+    Routing {
+        queues: vec![Queue {
+            name: "anyone".into(),
+            expr: Expr::parse("1 == 1").expect("a constant expression parses"),
+        }],
+        targets: vec![Target {
+            queue: 0,
+            timeout: None,
+            priority: None,
+        }],
+        reservation_timeout: SignedDuration::from_secs(30),
+        task_ttl: SignedDuration::from_mins(15),
+    }
+}
+
+impl Desk {
+    /// Reads the routing file (if it exists) and the stored experts and tasks.
+    pub fn open(store: Store, file: &Path, now: Timestamp) -> Result<Desk, Vec<Diagnostic>> {
+        let (routing, defined) = if file.is_file() {
+            let text = std::fs::read_to_string(file).map_err(|err| {
+                vec![Diagnostic::general(format!(
+                    "{}: cannot read the file: {err}",
+                    file.display()
+                ))]
+            })?;
+            let parsed = RoutingFile::parse(&file.display().to_string(), &text, now)?;
+            (parsed.routing, parsed.experts)
+        } else {
+            tracing::warn!(file = %file.display(), "no routing file: no experts are defined");
+            (empty_routing(), Vec::new())
+        };
+        let (stored, tasks) = store
+            .load_routing()
+            .map_err(|err| vec![Diagnostic::general(err.to_string())])?;
+        // The file defines who the experts are; the store remembers their status and idle time.
+        let experts: Vec<Expert> = defined
+            .into_iter()
+            .map(|mut e| {
+                if let Some(s) = stored.iter().find(|s| s.id == e.id) {
+                    e.status = s.status;
+                    e.idle_since = s.idle_since;
+                }
+                e
+            })
+            .collect();
+        let board = Board::restore(experts, tasks, &routing);
+        Ok(Desk {
+            routing,
+            board: Mutex::new(board),
+            store,
+        })
+    }
+
+    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Saves the given tasks and every expert.
+    async fn save(&self, ids: &BTreeSet<u64>) -> Result<(), StoreError> {
+        let (experts, tasks): (Vec<Expert>, Vec<Task>) = {
+            let board = self.board();
+            (
+                board.experts().to_vec(),
+                ids.iter()
+                    .filter_map(|id| board.task(*id).cloned())
+                    .collect(),
+            )
+        };
+        let refs: Vec<&Task> = tasks.iter().collect();
+        self.store.save_routing(&experts, &refs).await
+    }
+
+    /// A new task, not yet on the board or in the store: the caller writes it with the turn that
+    /// asked for it, then calls [`Desk::adopt`].
+    pub fn new_task(
+        &self,
+        attendee: &str,
+        channel: &str,
+        question: &str,
+        skill: Option<String>,
+        language: &str,
+        now: Timestamp,
+    ) -> Result<Task, StoreError> {
+        Ok(Task {
+            id: self.store.new_id()?,
+            attendee: attendee.to_string(),
+            channel: channel.to_string(),
+            question: question.to_string(),
+            skill,
+            language: language.to_string(),
+            priority: 0,
+            created: now,
+            expires: None,
+            status: TaskStatus::Pending,
+            target: 0,
+            target_since: now,
+            reservation: None,
+            expert: None,
+            assigned_at: None,
+            completed_at: None,
+            passed_by: Vec::new(),
+            messages: Vec::new(),
+            cancel_reason: None,
+        })
+    }
+
+    /// Puts a stored task on the board and routes at once.
+    pub async fn adopt(&self, task: Task, now: Timestamp) -> Result<Vec<Decision>, StoreError> {
+        let id = task.id;
+        self.board().add_task(task, &self.routing, now);
+        let mut decisions = self.tick_inner(now);
+        decisions.1.insert(id);
+        self.save(&decisions.1).await?;
+        Ok(decisions.0)
+    }
+
+    fn tick_inner(&self, now: Timestamp) -> (Vec<Decision>, BTreeSet<u64>) {
+        let decisions = self.board().tick(&self.routing, now);
+        let ids = decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Offer { task, .. }
+                | Decision::ReservationTimedOut { task, .. }
+                | Decision::Escalate { task, .. }
+                | Decision::Expire { task } => *task,
+            })
+            .collect();
+        (decisions, ids)
+    }
+
+    /// Moves the board to `now` and saves what changed.
+    pub async fn tick(&self, now: Timestamp) -> Result<Vec<Decision>, StoreError> {
+        let (decisions, ids) = self.tick_inner(now);
+        if !decisions.is_empty() {
+            self.save(&ids).await?;
+        }
+        Ok(decisions)
+    }
+
+    pub async fn set_status(
+        &self,
+        expert: &str,
+        status: Availability,
+        now: Timestamp,
+    ) -> Result<Vec<Decision>, DeskError> {
+        self.board().set_status(expert, status, now)?;
+        let (decisions, ids) = self.tick_inner(now);
+        self.save(&ids).await?;
+        Ok(decisions)
+    }
+
+    pub async fn accept(&self, task: u64, expert: &str, now: Timestamp) -> Result<(), DeskError> {
+        self.board().accept(task, expert, now)?;
+        self.save(&BTreeSet::from([task])).await?;
+        Ok(())
+    }
+
+    pub async fn reject(
+        &self,
+        task: u64,
+        expert: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Decision>, DeskError> {
+        self.board().reject(task, expert, &self.routing, now)?;
+        let (decisions, mut ids) = self.tick_inner(now);
+        ids.insert(task);
+        self.save(&ids).await?;
+        Ok(decisions)
+    }
+
+    pub async fn complete(
+        &self,
+        task: u64,
+        expert: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Decision>, DeskError> {
+        self.board().complete(task, expert, now)?;
+        let (decisions, mut ids) = self.tick_inner(now);
+        ids.insert(task);
+        self.save(&ids).await?;
+        Ok(decisions)
+    }
+
+    /// The attendee went back to the bot, or opted out.
+    pub async fn cancel(&self, task: u64, reason: &str) -> Result<(), DeskError> {
+        self.board().cancel(task, reason, &self.routing)?;
+        self.save(&BTreeSet::from([task])).await?;
+        Ok(())
+    }
+
+    pub fn task(&self, id: u64) -> Option<Task> {
+        self.board().task(id).cloned()
+    }
+
+    pub fn experts(&self) -> Vec<Expert> {
+        self.board().experts().to_vec()
+    }
+
+    pub fn estimate(&self, skill: Option<&str>, language: &str, now: Timestamp) -> Estimate {
+        self.board().estimate(&self.routing, skill, language, now)
+    }
+
+    pub fn stats(&self, now: Timestamp) -> Stats {
+        self.board().stats(&self.routing, now)
+    }
+
+    /// Tasks waiting, in the order they will be offered.
+    pub fn waiting(&self) -> Vec<u64> {
+        self.board().waiting()
+    }
+}
