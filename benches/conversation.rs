@@ -47,6 +47,8 @@ fn benches(c: &mut Criterion) {
             at,
             has_media: false,
             opted_out: false,
+            handoff: None,
+            queue: None,
         };
         attendee =
             conversation::turn(&attendee, &inbound, &c, &index, &matcher, &settings).attendee;
@@ -64,6 +66,8 @@ fn benches(c: &mut Criterion) {
                     at,
                     has_media: false,
                     opted_out: false,
+                    handoff: None,
+                    queue: None,
                 };
                 black_box(conversation::turn(
                     &attendee, &inbound, &c, &index, &matcher, &settings,

@@ -248,6 +248,13 @@ impl Desk {
         Ok(decisions)
     }
 
+    /// Adds the attendee's message to their task and saves it.
+    pub async fn note(&self, task: u64, at: Timestamp, text: &str) -> Result<(), DeskError> {
+        self.board().note(task, at, text)?;
+        self.save(&BTreeSet::from([task])).await?;
+        Ok(())
+    }
+
     /// The attendee went back to the bot, or opted out.
     pub async fn cancel(&self, task: u64, reason: &str) -> Result<(), DeskError> {
         self.board().cancel(task, reason, &self.routing)?;
@@ -274,5 +281,58 @@ impl Desk {
     /// Tasks waiting, in the order they will be offered.
     pub fn waiting(&self) -> Vec<u64> {
         self.board().waiting()
+    }
+}
+
+/// Ticks the desk every `every`: routes waiting tasks, times out offers, escalates, and tells
+/// attendees whose request expired (through the outbox, so opt-outs are respected). Runs until the
+/// task is dropped.
+pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let now = state.clock.now();
+        let decisions = match state.desk.tick(now).await {
+            Ok(d) => d,
+            Err(err) => {
+                tracing::error!(error = %err, "routing tick failed");
+                continue;
+            }
+        };
+        for decision in decisions {
+            match decision {
+                Decision::Offer { task, expert, .. } => {
+                    tracing::info!(task, expert = %expert, "offered a conversation");
+                }
+                Decision::Expire { task } => {
+                    let Some(t) = state.desk.task(task) else {
+                        continue;
+                    };
+                    let Some(phone) = t.attendee.strip_prefix("sms:") else {
+                        continue;
+                    };
+                    let lang = crate::intents::Lang::parse(&t.language)
+                        .unwrap_or(crate::intents::Lang::En);
+                    let text = crate::conversation::render::Texts::new(lang).expired();
+                    if let Err(err) = crate::outbound::enqueue(
+                        &state.store,
+                        &state.outbox_wake,
+                        phone,
+                        text,
+                        "hand-off expired",
+                        now,
+                    )
+                    .await
+                    {
+                        tracing::error!(task, error = %err, "could not queue the expiry message");
+                    }
+                }
+                Decision::ReservationTimedOut { task, expert } => {
+                    tracing::info!(task, expert = %expert, "an offer timed out");
+                }
+                Decision::Escalate { task, to } => {
+                    tracing::debug!(task, to, "escalated");
+                }
+            }
+        }
     }
 }

@@ -11,8 +11,8 @@ use std::hash::{Hash, Hasher};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::conversation::{self, Inbound};
-use crate::intents::{Action, Classification};
+use crate::conversation::{self, Effect, HandOffView, Inbound};
+use crate::intents::{Action, Classification, Lang};
 use crate::sms::phone::Phone;
 use crate::state::AppState;
 use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
@@ -155,14 +155,33 @@ pub async fn handle(
     let matcher = state.intents.matcher();
     let mut classification = matcher.classify(&message.text);
     apply_opt_out_type(&mut classification, message.opt_out_type.as_deref());
+    let handoff = attendee
+        .handoff
+        .and_then(|id| state.desk.task(id))
+        .map(|t| HandOffView {
+            task: t.id,
+            status: t.status,
+            expert: t.expert.clone(),
+        });
+    let queue = (classification.action == Action::HandOff && handoff.is_none()).then(|| {
+        let skill = classification.entity("skill").and_then(|e| match &e.value {
+            crate::intents::matcher::EntityValue::Text(t) => Some(t.to_string()),
+            crate::intents::matcher::EntityValue::Time(_) => None,
+        });
+        state
+            .desk
+            .estimate(skill.as_deref(), classification.language.code(), now)
+    });
     let inbound = Inbound {
         text: &message.text,
         at: now,
         has_media: message.has_media,
         opted_out,
+        handoff,
+        queue,
     };
     let settings = engine_settings(state, matches!(message.sender, Sender::Sms(_)));
-    let turn = conversation::turn(
+    let mut turn = conversation::turn(
         &attendee,
         &inbound,
         &classification,
@@ -171,6 +190,37 @@ pub async fn handle(
         &settings,
     );
 
+    // Hand-off effects: a new task goes into the turn's transaction; a message for the expert is
+    // added to the task first (the desk saves it); leaving is done once the turn is on disk.
+    let mut new_tasks = Vec::new();
+    let mut cancels = Vec::new();
+    for effect in &turn.effects {
+        match effect {
+            Effect::HandOff { skill, question } => {
+                let channel = match message.sender {
+                    Sender::Sms(_) => "sms",
+                    Sender::Local(_) => "local",
+                };
+                let task = state.desk.new_task(
+                    &key,
+                    channel,
+                    question,
+                    skill.clone(),
+                    turn.attendee.language.unwrap_or(Lang::En).code(),
+                    now,
+                )?;
+                turn.attendee.handoff = Some(task.id);
+                new_tasks.push(task);
+            }
+            Effect::Attach { task, text } => {
+                if let Err(err) = state.desk.note(*task, now, text).await {
+                    tracing::warn!(task, error = %err, "could not attach a message to its task");
+                }
+            }
+            Effect::CancelHandOff { task } => cancels.push(*task),
+            _ => {}
+        }
+    }
     let replies_json = serde_json::to_string(&turn.replies).unwrap_or_else(|_| "[]".into());
     let record = TurnRecord {
         attendee_key: key,
@@ -196,12 +246,24 @@ pub async fn handle(
             .collect(),
         effects: turn.effects,
         idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
-        tasks: Vec::new(),
+        tasks: new_tasks.clone(),
         opt_out_reason: message.text.trim().chars().take(32).collect(),
     };
     match state.store.commit_turn(record, now).await? {
         Committed::Duplicate(earlier) => Ok(duplicate(&earlier)),
         Committed::Done => {
+            for task in new_tasks {
+                state.desk.adopt(task, now).await?;
+            }
+            for task in cancels {
+                if let Err(err) = state
+                    .desk
+                    .cancel(task, "the attendee left the hand-off")
+                    .await
+                {
+                    tracing::warn!(task, error = %err, "could not cancel a hand-off");
+                }
+            }
             tracing::info!(
                 from = %message.sender.redacted(),
                 intent = %turn.intent,

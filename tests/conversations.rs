@@ -9,6 +9,8 @@
 //! < Next up:               the reply, one line per line; no "<" line means no reply at all
 //! < 1) 10:30 …
 //! ! save_session s02       effects, when the transcript wants them checked (all of them)
+//! = assigned               the desk: the attendee's hand-off task is now assigned (or
+//!                          "completed", "canceled"); a hand-off effect makes a pending task
 //! ```
 //!
 //! `CONCIERGE_BLESS=1 cargo test --test conversations` rewrites the files with what the engine
@@ -17,10 +19,11 @@
 use std::path::{Path, PathBuf};
 
 use concierge::agenda::AgendaIndex;
-use concierge::conversation::{self, Attendee, Effect, Inbound, Settings};
+use concierge::conversation::{self, Attendee, Effect, HandOffView, Inbound, Settings};
 use concierge::import::FlexTime;
 use concierge::intents::Matcher;
 use concierge::intents::file::load_dir;
+use concierge::routing::TaskStatus;
 use jiff::{SignedDuration, Timestamp};
 
 struct World {
@@ -50,6 +53,8 @@ fn effect_text(e: &Effect) -> String {
         Effect::OptIn => "opt_in".into(),
         Effect::SaveSession { id } => format!("save_session {id}"),
         Effect::HandOff { skill, .. } => format!("hand_off {}", skill.as_deref().unwrap_or("any")),
+        Effect::Attach { task, text } => format!("attach {task} {text}"),
+        Effect::CancelHandOff { task } => format!("cancel_hand_off {task}"),
     }
 }
 
@@ -60,6 +65,9 @@ fn run(world: &World, text: &str) -> String {
     let mut now: Option<Timestamp> = None;
     let mut attendee = Attendee::default();
     let mut opted_out = false;
+    // The desk, as far as the engine sees it: the hand-off task's status (set by "= " lines).
+    let mut task_status = TaskStatus::Pending;
+    let mut next_task = 1u64;
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         if let Some(at) = line.strip_prefix("@ ") {
@@ -73,6 +81,16 @@ fn run(world: &World, text: &str) -> String {
         } else if let Some(by) = line.strip_prefix("+ ") {
             let minutes: i64 = by.trim_end_matches('m').parse().expect("+ Nm");
             now = now.map(|t| t.checked_add(SignedDuration::from_mins(minutes)).unwrap());
+            out.push_str(line);
+            out.push('\n');
+        } else if let Some(event) = line.strip_prefix("= ") {
+            // Desk events: "= assigned", "= completed", "= canceled".
+            task_status = match event.trim() {
+                "assigned" => TaskStatus::Assigned,
+                "completed" => TaskStatus::Completed,
+                "canceled" => TaskStatus::Canceled,
+                other => panic!("unknown desk event {other:?}"),
+            };
             out.push_str(line);
             out.push('\n');
         } else if let Some(message) = line.strip_prefix("> ") {
@@ -90,6 +108,12 @@ fn run(world: &World, text: &str) -> String {
                 at,
                 has_media: false,
                 opted_out,
+                handoff: attendee.handoff.map(|task| HandOffView {
+                    task,
+                    status: task_status,
+                    expert: None,
+                }),
+                queue: None,
             };
             let turn = conversation::turn(
                 &attendee,
@@ -114,11 +138,23 @@ fn run(world: &World, text: &str) -> String {
                 match e {
                     Effect::OptOut => opted_out = true,
                     Effect::OptIn => opted_out = false,
+                    Effect::HandOff { .. } => {
+                        // What the inbox does: a new task, pending.
+                        task_status = TaskStatus::Pending;
+                    }
                     _ => {}
                 }
                 out.push_str(&format!("! {}\n", effect_text(e)));
             }
             attendee = turn.attendee;
+            if turn
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::HandOff { .. }))
+            {
+                attendee.handoff = Some(next_task);
+                next_task += 1;
+            }
         } else {
             out.push_str(line);
             out.push('\n');

@@ -23,6 +23,7 @@ struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Store,
+    state: AppState,
 }
 
 /// 17:05 UTC is 10:05 in Los Angeles (PDT) on 2026-06-09, the demo's first day when placed today.
@@ -47,11 +48,12 @@ async fn start(dir: &Path, twilio: bool) -> Server {
     }
     let store = Store::open(dir, 8 << 20).unwrap();
     let clock = Arc::new(FixedClock::new(NOW.parse().unwrap()));
+    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
     let (state, _) = AppState::open(config, store.clone(), clock).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(concierge::http::run(listener, state, async {
+    let task = tokio::spawn(concierge::http::run(listener, state.clone(), async {
         let _ = stopped.await;
     }));
     Server {
@@ -60,6 +62,7 @@ async fn start(dir: &Path, twilio: bool) -> Server {
         stop: Some(stop),
         task,
         store,
+        state,
     }
 }
 
@@ -536,5 +539,64 @@ async fn idempotency_records_expire() {
     let later = now.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
     assert_eq!(server.store.expire_processed(later).unwrap(), 1);
     assert!(server.store.processed("SM7000").unwrap().is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_hand_off_queues_a_task_that_an_expert_takes_and_survives_a_restart() {
+    use concierge::routing::{Availability, TaskStatus};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    // Nobody is online yet: the attendee is told so, and the task waits.
+    let (_, body) = server.sms("SM8000", "can a video expert help me?").await;
+    assert!(body.contains("finding a video expert"), "{body}");
+    assert!(
+        body.contains("No one is online for that right now"),
+        "{body}"
+    );
+    let attendee = server.store.attendee(&format!("sms:{FROM}")).unwrap();
+    let task = attendee.handoff.expect("the attendee is in a hand-off");
+    assert_eq!(server.state.desk.waiting(), [task]);
+    let (_, body) = server.sms("SM8001", "it is about simulcast").await;
+    assert!(body.contains("still in line"), "{body}");
+    server.stop().await;
+
+    // After a restart the task is still queued, with the attendee's message.
+    let server = start(dir.path(), true).await;
+    assert_eq!(server.state.desk.waiting(), [task]);
+    let t = server.state.desk.task(task).unwrap();
+    assert_eq!(t.skill.as_deref(), Some("video"));
+    assert_eq!(t.messages.len(), 1);
+    assert_eq!(t.messages[0].1, "it is about simulcast");
+
+    // Nora (video) comes online: she is offered it, accepts; the attendee's next message goes to
+    // her with no bot reply; when she completes, the bot answers again.
+    let desk = &server.state.desk;
+    let decisions = desk
+        .set_status("nora", Availability::Available, now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&decisions[..], [concierge::routing::Decision::Offer { expert, .. }] if expert == "nora"),
+        "{decisions:?}"
+    );
+    desk.accept(task, "nora", now).await.unwrap();
+    let (status, body) = server.sms("SM8002", "are you there?").await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("<Response/>"), "{body}");
+    assert_eq!(desk.task(task).unwrap().messages.len(), 2);
+    desk.complete(task, "nora", now).await.unwrap();
+    assert_eq!(desk.task(task).unwrap().status, TaskStatus::Completed);
+    let (_, body) = server.sms("SM8003", "whats next").await;
+    assert!(body.contains("Next up:"), "{body}");
+    assert!(
+        server
+            .store
+            .attendee(&format!("sms:{FROM}"))
+            .unwrap()
+            .handoff
+            .is_none()
+    );
     server.stop().await;
 }

@@ -26,6 +26,7 @@ use crate::agenda::{AgendaIndex, Filter, Session, SessionKind};
 use crate::intents::matcher::{EntityValue, Templates};
 use crate::intents::time::{self, TimeExpr};
 use crate::intents::{Action, Classification, Lang, Matcher};
+use crate::routing::{Estimate, TaskStatus};
 use render::Texts;
 
 /// What concierge remembers about one attendee.
@@ -38,6 +39,9 @@ pub struct Attendee {
     pub saved: Vec<String>,
     #[serde(default)]
     pub language: Option<Lang>,
+    /// The hand-off task the attendee is in, if any.
+    #[serde(default)]
+    pub handoff: Option<u64>,
 }
 
 /// The short-term memory of a conversation. Forgotten after `Settings::context_ttl` of silence.
@@ -73,6 +77,19 @@ pub struct Inbound<'a> {
     pub has_media: bool,
     /// The attendee has opted out of messages (only opt-in words get an answer).
     pub opted_out: bool,
+    /// The attendee's hand-off task, as the desk sees it now.
+    pub handoff: Option<HandOffView>,
+    /// For a hand-off request: where it would stand in the queue.
+    pub queue: Option<Estimate>,
+}
+
+/// A hand-off task as the engine needs to see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HandOffView {
+    pub task: u64,
+    pub status: TaskStatus,
+    /// The expert's display name, once one accepted.
+    pub expert: Option<String>,
 }
 
 /// What the channel must do besides replying.
@@ -87,6 +104,15 @@ pub enum Effect {
     HandOff {
         skill: Option<String>,
         question: String,
+    },
+    /// A message for the expert while the attendee waits or talks to them.
+    Attach {
+        task: u64,
+        text: String,
+    },
+    /// The attendee leaves the hand-off (back to the bot, or opted out).
+    CancelHandOff {
+        task: u64,
     },
 }
 
@@ -207,6 +233,46 @@ impl Engine<'_> {
         if self.inbound.has_media && self.inbound.text.trim().is_empty() {
             return Some(self.texts.media_only().to_string());
         }
+        // With an expert (or waiting for one): messages go to the task, not to the bot.
+        if let Some(h) = self.inbound.handoff.clone() {
+            let active = matches!(
+                h.status,
+                TaskStatus::Pending
+                    | TaskStatus::Reserved
+                    | TaskStatus::Assigned
+                    | TaskStatus::Wrapping
+            );
+            if !active {
+                self.next.handoff = None;
+            } else {
+                match action {
+                    Action::OptOut => {
+                        self.effects.push(Effect::OptOut);
+                        self.effects.push(Effect::CancelHandOff { task: h.task });
+                        self.next.handoff = None;
+                        self.next.context = Context::default();
+                        return Some(self.reply_template("opt_out"));
+                    }
+                    Action::Leave => {
+                        self.intent = "back_to_bot".into();
+                        self.effects.push(Effect::CancelHandOff { task: h.task });
+                        self.next.handoff = None;
+                        return Some(self.reply_template("back_to_bot"));
+                    }
+                    _ => {
+                        self.intent = "to_expert".into();
+                        self.effects.push(Effect::Attach {
+                            task: h.task,
+                            text: self.inbound.text.trim().to_string(),
+                        });
+                        return match h.status {
+                            TaskStatus::Assigned | TaskStatus::Wrapping => None,
+                            _ => Some(self.texts.still_waiting().to_string()),
+                        };
+                    }
+                }
+            }
+        }
         match action {
             Action::OptOut => {
                 self.effects.push(Effect::OptOut);
@@ -255,6 +321,7 @@ impl Engine<'_> {
             Action::MyAgenda => self.my_agenda(),
             Action::HandOff => self.hand_off(),
             Action::More => self.more(),
+            Action::Leave => self.fill("back_to_bot", true, &[]),
             Action::OptOut | Action::OptIn | Action::Reply => {
                 let intent = self.intent.clone();
                 self.reply_template(&intent)
@@ -689,7 +756,12 @@ impl Engine<'_> {
             .as_deref()
             .map(|s| self.matcher.label("skill", s, self.lang));
         let who = self.texts.expert(label.as_deref());
-        self.fill("talk_to_expert", false, &[("skill", &who)])
+        let mut out = self.fill("talk_to_expert", false, &[("skill", &who)]);
+        if let Some(q) = &self.inbound.queue {
+            out.push(' ');
+            out.push_str(&self.texts.wait(q, &who));
+        }
+        out
     }
 
     fn more(&mut self) -> String {

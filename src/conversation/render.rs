@@ -214,6 +214,39 @@ impl Texts {
         }
     }
 
+    /// Sent when no expert took a hand-off in time.
+    pub fn expired(&self) -> &'static str {
+        if self.es {
+            "Lo siento, ningún experto pudo atenderte a tiempo. Vuelves a estar conmigo; puedes pedir un experto otra vez más tarde."
+        } else {
+            "Sorry, no expert could take your question in time. You're back with me; you can ask for an expert again later."
+        }
+    }
+
+    pub fn still_waiting(&self) -> &'static str {
+        if self.es {
+            "Lo he añadido para el experto. Sigues en la cola; escribe BOT para volver conmigo."
+        } else {
+            "Added for the expert. You're still in line; text BOT to come back to me."
+        }
+    }
+
+    /// The queue position and wait, or that nobody is online.
+    pub fn wait(&self, q: &crate::routing::Estimate, who: &str) -> String {
+        match (self.es, q.minutes) {
+            (false, None) => format!(
+                "No one is online for that right now; I'll keep your question and text you when {who} can take it."
+            ),
+            (true, None) => format!(
+                "Ahora no hay nadie conectado para eso; guardo tu pregunta y te escribo cuando {who} pueda atenderte."
+            ),
+            (false, Some(0)) => "Someone is free now.".into(),
+            (true, Some(0)) => "Hay alguien libre ahora.".into(),
+            (false, Some(m)) => format!("You're #{} in line, about {m} min.", q.position),
+            (true, Some(m)) => format!("Eres el #{} en la cola, unos {m} min.", q.position),
+        }
+    }
+
     pub fn in_word(&self) -> &'static str {
         if self.es { "en" } else { "in" }
     }

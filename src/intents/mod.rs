@@ -123,6 +123,8 @@ pub enum Action {
     OptIn,
     /// The next page of the last answer.
     More,
+    /// Leave the expert and come back to the bot.
+    Leave,
 }
 
 impl Action {
@@ -139,6 +141,7 @@ impl Action {
         "opt_out",
         "opt_in",
         "more",
+        "leave",
     ];
 
     pub fn parse(s: &str) -> Option<Action> {
@@ -155,6 +158,7 @@ impl Action {
             "opt_out" => Action::OptOut,
             "opt_in" => Action::OptIn,
             "more" => Action::More,
+            "leave" => Action::Leave,
             _ => return None,
         })
     }
