@@ -64,6 +64,23 @@ pub enum Command {
     /// Send one message as an attendee and print the reply, using the data dir's store (so a
     /// conversation can be scripted from a shell, one command per message).
     Chat(ChatArgs),
+    /// Leads captured by experts.
+    #[command(subcommand)]
+    Leads(LeadsCommand),
+    /// Issue a bearer token for an expert of the routing file (printed once).
+    ExpertToken(ExpertTokenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeadsCommand {
+    /// Print the leads whose attendees consented to be contacted, as CSV.
+    Export,
+}
+
+#[derive(Debug, Args)]
+pub struct ExpertTokenArgs {
+    /// The expert's id in the routing file.
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +299,35 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Classify(args) => classify_command(&config, args),
         Command::Try(args) => try_command(&config, args),
         Command::Chat(args) => runtime()?.block_on(chat_command(config, args)),
+        Command::Leads(LeadsCommand::Export) => {
+            let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+            print!("{}", crate::store::leads_csv(&store.leads()?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ExpertToken(args) => runtime()?.block_on(async {
+            let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
+            let desk =
+                crate::desk::Desk::open(store.clone(), &config.routing_file, SystemClock.now())
+                    .map_err(|problems| {
+                        anyhow::anyhow!(
+                            "{}",
+                            problems
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        )
+                    })?;
+            if !desk.experts().iter().any(|e| e.id == args.id) {
+                bail!(
+                    "there is no expert {:?} in {}",
+                    args.id,
+                    config.routing_file.display()
+                );
+            }
+            println!("{}", store.issue_expert_token(&args.id).await?);
+            Ok(ExitCode::SUCCESS)
+        }),
     }
 }
 

@@ -278,6 +278,18 @@ impl Desk {
         self.board().stats(&self.routing, now)
     }
 
+    /// The tasks offered or assigned to an expert.
+    pub fn tasks_of(&self, expert: &str) -> Vec<Task> {
+        self.board()
+            .tasks()
+            .filter(|t| {
+                t.expert.as_deref() == Some(expert)
+                    || t.reservation.as_ref().is_some_and(|r| r.expert == expert)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Tasks waiting, in the order they will be offered.
     pub fn waiting(&self) -> Vec<u64> {
         self.board().waiting()

@@ -16,6 +16,8 @@
 //! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
 //! | `experts` | expert id | a versioned [`Expert`]: status and idle time as last saved |
 //! | `tasks` | task id, `u64` big-endian | a versioned [`Task`] (hand-off requests and their routing) |
+//! | `expert_tokens` | SHA-256 of an expert's bearer token | the expert id (tokens themselves are never stored) |
+//! | `leads` | lead id, `u64` big-endian | a versioned [`Lead`] |
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -60,6 +62,8 @@ pub mod trees {
     pub const OUTBOX_DONE: &str = "outbox_done";
     pub const EXPERTS: &str = "experts";
     pub const TASKS: &str = "tasks";
+    pub const EXPERT_TOKENS: &str = "expert_tokens";
+    pub const LEADS: &str = "leads";
 }
 
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -159,6 +163,71 @@ pub enum ImportOutcome {
 impl Versioned for ImportRecord {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an import record";
+}
+
+/// A lead an expert captured when completing a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    pub id: u64,
+    pub at: Timestamp,
+    pub expert: String,
+    pub task: u64,
+    pub name: String,
+    pub company: String,
+    pub email: String,
+    pub interest: String,
+    /// The attendee agreed to be contacted. Only leads with consent are exported.
+    pub consent: bool,
+    pub notes: String,
+}
+
+impl Lead {
+    pub const CSV_HEADER: &'static str = "id,at,expert,task,name,company,email,interest,notes";
+
+    /// The lead as a CSV row (RFC 4180 quoting; cells that a spreadsheet would run as a formula
+    /// are prefixed with an apostrophe).
+    pub fn csv_row(&self) -> String {
+        let cell = |s: &str| {
+            let s = if s.starts_with(['=', '+', '-', '@']) {
+                format!("'{s}")
+            } else {
+                s.to_string()
+            };
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s
+            }
+        };
+        [
+            self.id.to_string(),
+            self.at.to_string(),
+            cell(&self.expert),
+            self.task.to_string(),
+            cell(&self.name),
+            cell(&self.company),
+            cell(&self.email),
+            cell(&self.interest),
+            cell(&self.notes),
+        ]
+        .join(",")
+    }
+}
+
+/// Leads with consent, as CSV with a header line.
+pub fn leads_csv(leads: &[Lead]) -> String {
+    let mut out = String::from(Lead::CSV_HEADER);
+    out.push('\n');
+    for lead in leads.iter().filter(|l| l.consent) {
+        out.push_str(&lead.csv_row());
+        out.push('\n');
+    }
+    out
+}
+
+impl Versioned for Lead {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a lead";
 }
 
 impl Versioned for Expert {
@@ -349,6 +418,14 @@ pub struct Store {
     outbox_done: sled::Tree,
     experts: sled::Tree,
     tasks: sled::Tree,
+    expert_tokens: sled::Tree,
+    leads: sled::Tree,
+}
+
+/// The key of an expert token: its SHA-256, so a stolen database holds no usable tokens.
+fn token_hash(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.trim().as_bytes()).to_vec()
 }
 
 /// The transcript key prefix of an attendee: its key and a `0xff` separator (never in UTF-8).
@@ -427,6 +504,8 @@ impl Store {
             outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
             experts: db.open_tree(trees::EXPERTS)?,
             tasks: db.open_tree(trees::TASKS)?,
+            expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
+            leads: db.open_tree(trees::LEADS)?,
             db,
             meta,
             imports,
@@ -847,6 +926,56 @@ impl Store {
             .map(|t| Task::decode(&t?.1))
             .collect::<Result<_, _>>()?;
         Ok((experts, tasks))
+    }
+
+    /// Issues a new bearer token for an expert: returns the token (shown once) and stores only its
+    /// SHA-256. Earlier tokens of the expert keep working until revoked.
+    pub async fn issue_expert_token(&self, expert: &str) -> Result<String, StoreError> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|err| StoreError::Encode {
+            what: "an expert token",
+            message: format!("no randomness available: {err}"),
+        })?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.expert_tokens
+            .insert(token_hash(&token), expert.as_bytes())?;
+        self.db.flush_async().await?;
+        Ok(token)
+    }
+
+    /// The expert a bearer token belongs to.
+    pub fn expert_for_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .expert_tokens
+            .get(token_hash(token))?
+            .map(|id| String::from_utf8_lossy(&id).into_owned()))
+    }
+
+    /// Stores a lead and flushes it.
+    pub async fn add_lead(&self, mut lead: Lead) -> Result<Lead, StoreError> {
+        lead.id = self.db.generate_id()?;
+        self.leads.insert(lead.id.to_be_bytes(), lead.encode()?)?;
+        self.db.flush_async().await?;
+        Ok(lead)
+    }
+
+    /// Every lead, oldest first.
+    pub fn leads(&self) -> Result<Vec<Lead>, StoreError> {
+        self.leads.iter().map(|e| Lead::decode(&e?.1)).collect()
+    }
+
+    /// Appends a message the attendee was sent outside a turn (an expert's reply) to the
+    /// attendee's transcript.
+    pub async fn append_transcript(
+        &self,
+        attendee: &str,
+        entry: &TranscriptEntry,
+    ) -> Result<(), StoreError> {
+        let mut key = transcript_prefix(attendee);
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        self.transcript.insert(key, entry.encode()?)?;
+        self.db.flush_async().await?;
+        Ok(())
     }
 
     /// A new id for a task, unique in this store.

@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/intents", get(intents_status))
         .route("/admin/reload", post(reload))
         .route("/admin/classify", post(classify))
+        .route("/admin/leads.csv", get(leads_csv))
 }
 
 /// Proof that the request carries the admin token (`Authorization: Bearer …`). No header: 401.
@@ -81,4 +82,28 @@ async fn classify(
 ) -> Result<Json<Classification>, AppError> {
     let Json(request) = body.map_err(|err| AppError::BadRequest(err.body_text()))?;
     Ok(Json(state.intents.matcher().explain(&request.text)))
+}
+
+/// Leads with consent, as CSV.
+async fn leads_csv(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    let leads = state
+        .store
+        .leads()
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    let csv = crate::store::leads_csv(&leads);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"leads.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }

@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod expert;
 pub mod sms;
 
 /// The largest request body any route accepts (Twilio's webhook bodies are far smaller).
@@ -37,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(admin::routes())
         .merge(sms::routes())
+        .merge(expert::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -150,6 +152,8 @@ pub enum AppError {
     Unprocessable(serde_json::Value),
     /// A body of a type the route does not take.
     UnsupportedMediaType(String),
+    /// The request conflicts with the current state (accepting a task not offered to you).
+    Conflict(String),
     /// Something on our side failed. The detail is logged, never sent.
     Internal(String),
 }
@@ -169,6 +173,7 @@ impl IntoResponse for AppError {
                     .into_response();
             }
             AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+            AppError::Conflict(message) => (StatusCode::CONFLICT, message),
             AppError::UnsupportedMediaType(message) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
             }

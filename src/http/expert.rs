@@ -1,0 +1,307 @@
+//! The expert API, used by the console: each expert signs in with their own bearer token.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /expert/me` | the expert, their offers and their conversations |
+//! | `PUT /expert/status` | `{"status": "available" \| "busy" \| "offline"}` |
+//! | `POST /expert/tasks/{id}/accept` | take an offered conversation; the attendee is told who it is |
+//! | `POST /expert/tasks/{id}/reject` | pass; it goes to someone else |
+//! | `POST /expert/tasks/{id}/messages` | `{"text": …}` to the attendee (through the outbox) |
+//! | `POST /expert/tasks/{id}/complete` | `{"notes": …, "lead": {…}}`; the attendee is back with the bot |
+//! | `GET /expert/queue` | queue statistics |
+//!
+//! Admin: `POST /admin/experts/{id}/token` issues a token (shown once).
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppError;
+use super::admin::Admin;
+use crate::desk::DeskError;
+use crate::routing::{Availability, TaskStatus};
+use crate::state::AppState;
+use crate::store::{Lead, TranscriptEntry};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/expert/me", get(me))
+        .route("/expert/status", put(set_status))
+        .route("/expert/queue", get(queue))
+        .route("/expert/tasks/{id}/accept", post(accept))
+        .route("/expert/tasks/{id}/reject", post(reject))
+        .route("/expert/tasks/{id}/messages", post(message))
+        .route("/expert/tasks/{id}/complete", post(complete))
+        .route("/admin/experts/{id}/token", post(issue_token))
+}
+
+/// The expert a request's bearer token belongs to. No header: 401; unknown token: 403.
+pub struct ExpertAuth(pub String);
+
+impl FromRequestParts<AppState> for ExpertAuth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<ExpertAuth, AppError> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthorized)?;
+        match state.store.expert_for_token(token) {
+            Ok(Some(id)) if state.desk.experts().iter().any(|e| e.id == id) => Ok(ExpertAuth(id)),
+            Ok(_) => Err(AppError::Forbidden("unknown expert token".into())),
+            Err(err) => Err(AppError::Internal(err.to_string())),
+        }
+    }
+}
+
+fn desk_error(err: DeskError) -> AppError {
+    match err {
+        DeskError::Routing(err) => AppError::Conflict(err.to_string()),
+        DeskError::Store(err) => AppError::Internal(err.to_string()),
+    }
+}
+
+fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, AppError> {
+    body.map(|Json(t)| t)
+        .map_err(|err| AppError::BadRequest(err.body_text()))
+}
+
+async fn me(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, AppError> {
+    let expert = state
+        .desk
+        .experts()
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or(AppError::NotFound)?;
+    let tasks = state.desk.tasks_of(&id);
+    let offers: Vec<_> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Reserved)
+        .collect();
+    let active: Vec<_> = tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Assigned | TaskStatus::Wrapping))
+        .collect();
+    Ok(Json(
+        json!({ "expert": expert, "offers": offers, "conversations": active }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct StatusRequest {
+    status: Availability,
+}
+
+async fn set_status(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    body: Result<Json<StatusRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let request = json_body(body)?;
+    state
+        .desk
+        .set_status(&id, request.status, state.clock.now())
+        .await
+        .map_err(desk_error)?;
+    Ok(Json(json!({ "status": request.status })))
+}
+
+async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
+    Json(json!(state.desk.stats(state.clock.now())))
+}
+
+/// Sends a message to a task's attendee (SMS through the outbox) and records it in the transcript.
+async fn tell_attendee(state: &AppState, attendee: &str, text: &str) -> Result<(), AppError> {
+    let now = state.clock.now();
+    if let Some(phone) = attendee.strip_prefix("sms:") {
+        crate::outbound::enqueue(&state.store, &state.outbox_wake, phone, text, "expert", now)
+            .await
+            .map_err(|err| AppError::Internal(err.to_string()))?;
+    }
+    let entry = TranscriptEntry {
+        at: now,
+        inbound: false,
+        text: text.to_string(),
+        message_id: None,
+        intent: None,
+    };
+    state
+        .store
+        .append_transcript(attendee, &entry)
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))
+}
+
+async fn accept(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    Path(task): Path<u64>,
+) -> Result<Json<Value>, AppError> {
+    state
+        .desk
+        .accept(task, &id, state.clock.now())
+        .await
+        .map_err(desk_error)?;
+    let t = state.desk.task(task).ok_or(AppError::NotFound)?;
+    let name = state
+        .desk
+        .experts()
+        .into_iter()
+        .find(|e| e.id == id)
+        .map_or(id.clone(), |e| e.name);
+    let es = t.language == "es";
+    let hello = if es {
+        format!("Te atiende {name}. Escribe aquí tu pregunta; BOT para volver conmigo.")
+    } else {
+        format!("You're now talking with {name}. Reply here; text BOT to come back to me.")
+    };
+    tell_attendee(&state, &t.attendee, &hello).await?;
+    Ok(Json(json!(t)))
+}
+
+async fn reject(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    Path(task): Path<u64>,
+) -> Result<Json<Value>, AppError> {
+    state
+        .desk
+        .reject(task, &id, state.clock.now())
+        .await
+        .map_err(desk_error)?;
+    Ok(Json(json!({ "rejected": task })))
+}
+
+#[derive(Deserialize)]
+struct MessageRequest {
+    text: String,
+}
+
+async fn message(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    Path(task): Path<u64>,
+    body: Result<Json<MessageRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let request = json_body(body)?;
+    let text = request.text.trim();
+    if text.is_empty() || text.chars().count() > 1600 {
+        return Err(AppError::BadRequest(
+            "text must be 1 to 1600 characters".into(),
+        ));
+    }
+    let t = state.desk.task(task).ok_or(AppError::NotFound)?;
+    if t.expert.as_deref() != Some(id.as_str())
+        || !matches!(t.status, TaskStatus::Assigned | TaskStatus::Wrapping)
+    {
+        return Err(AppError::Conflict(format!(
+            "task {task} is not a conversation of yours"
+        )));
+    }
+    tell_attendee(&state, &t.attendee, text).await?;
+    Ok(Json(json!({ "sent": true })))
+}
+
+#[derive(Deserialize)]
+struct LeadRequest {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    interest: String,
+    #[serde(default)]
+    consent: bool,
+}
+
+#[derive(Deserialize)]
+struct CompleteRequest {
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    lead: Option<LeadRequest>,
+}
+
+async fn complete(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    Path(task): Path<u64>,
+    body: Result<Json<CompleteRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let request = json_body(body)?;
+    let now = state.clock.now();
+    if let Some(lead) = &request.lead {
+        if lead.email.trim().len() > 254
+            || (!lead.email.trim().is_empty() && !lead.email.contains('@'))
+        {
+            return Err(AppError::BadRequest(
+                "lead.email is not an email address".into(),
+            ));
+        }
+    }
+    state
+        .desk
+        .complete(task, &id, now)
+        .await
+        .map_err(desk_error)?;
+    let t = state.desk.task(task).ok_or(AppError::NotFound)?;
+    let lead = match request.lead {
+        Some(l) => Some(
+            state
+                .store
+                .add_lead(Lead {
+                    id: 0,
+                    at: now,
+                    expert: id.clone(),
+                    task,
+                    name: l.name.trim().into(),
+                    company: l.company.trim().into(),
+                    email: l.email.trim().into(),
+                    interest: l.interest.trim().into(),
+                    consent: l.consent,
+                    notes: request.notes.trim().into(),
+                })
+                .await
+                .map_err(|err| AppError::Internal(err.to_string()))?,
+        ),
+        None => None,
+    };
+    let bye = if t.language == "es" {
+        "La conversación con el experto ha terminado. Vuelves a estar conmigo; pregúntame lo que quieras."
+    } else {
+        "Your conversation with the expert has ended. You're back with me; ask me anything."
+    };
+    tell_attendee(&state, &t.attendee, bye).await?;
+    Ok(Json(json!({ "completed": task, "lead": lead })))
+}
+
+async fn issue_token(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    if !state.desk.experts().iter().any(|e| e.id == id) {
+        return Err(AppError::NotFound);
+    }
+    let token = state
+        .store
+        .issue_expert_token(&id)
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    Ok(Json(json!({ "expert": id, "token": token })))
+}
