@@ -54,6 +54,41 @@ pub struct Desk {
     routing: Routing,
     board: Mutex<Board>,
     store: Store,
+    events: tokio::sync::broadcast::Sender<DeskEvent>,
+}
+
+/// Something an expert's console should show at once.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum DeskEvent {
+    /// A conversation is offered to the expert until `deadline`.
+    Offered {
+        expert: String,
+        task: u64,
+        deadline: Timestamp,
+    },
+    /// An offer was withdrawn (timed out or canceled).
+    Withdrawn { expert: String, task: u64 },
+    /// The attendee wrote in one of the expert's conversations.
+    Message {
+        expert: String,
+        task: u64,
+        at: Timestamp,
+        text: String,
+    },
+    /// The attendee left or the task expired.
+    Canceled { expert: String, task: u64 },
+}
+
+impl DeskEvent {
+    pub fn expert(&self) -> &str {
+        match self {
+            DeskEvent::Offered { expert, .. }
+            | DeskEvent::Withdrawn { expert, .. }
+            | DeskEvent::Message { expert, .. }
+            | DeskEvent::Canceled { expert, .. } => expert,
+        }
+    }
 }
 
 impl std::fmt::Debug for Desk {
@@ -115,6 +150,7 @@ impl Desk {
             routing,
             board: Mutex::new(board),
             store,
+            events: tokio::sync::broadcast::channel(1024).0,
         })
     }
 
@@ -181,8 +217,46 @@ impl Desk {
         Ok(decisions.0)
     }
 
+    /// Live events for the consoles. A slow console that falls behind misses events and reloads.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<DeskEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: DeskEvent) {
+        // No console listening is not an error.
+        let _ = self.events.send(event);
+    }
+
+    /// The expert holding a task (offered or assigned), if any.
+    fn holder(&self, task: u64) -> Option<String> {
+        let board = self.board();
+        let t = board.task(task)?;
+        t.reservation
+            .as_ref()
+            .map(|r| r.expert.clone())
+            .or_else(|| t.expert.clone())
+    }
+
     fn tick_inner(&self, now: Timestamp) -> (Vec<Decision>, BTreeSet<u64>) {
         let decisions = self.board().tick(&self.routing, now);
+        for d in &decisions {
+            match d {
+                Decision::Offer {
+                    task,
+                    expert,
+                    deadline,
+                } => self.emit(DeskEvent::Offered {
+                    expert: expert.clone(),
+                    task: *task,
+                    deadline: *deadline,
+                }),
+                Decision::ReservationTimedOut { task, expert } => self.emit(DeskEvent::Withdrawn {
+                    expert: expert.clone(),
+                    task: *task,
+                }),
+                _ => {}
+            }
+        }
         let ids = decisions
             .iter()
             .map(|d| match d {
@@ -251,13 +325,25 @@ impl Desk {
     /// Adds the attendee's message to their task and saves it.
     pub async fn note(&self, task: u64, at: Timestamp, text: &str) -> Result<(), DeskError> {
         self.board().note(task, at, text)?;
+        if let Some(expert) = self.holder(task) {
+            self.emit(DeskEvent::Message {
+                expert,
+                task,
+                at,
+                text: text.to_string(),
+            });
+        }
         self.save(&BTreeSet::from([task])).await?;
         Ok(())
     }
 
     /// The attendee went back to the bot, or opted out.
     pub async fn cancel(&self, task: u64, reason: &str) -> Result<(), DeskError> {
+        let holder = self.holder(task);
         self.board().cancel(task, reason, &self.routing)?;
+        if let Some(expert) = holder {
+            self.emit(DeskEvent::Canceled { expert, task });
+        }
         self.save(&BTreeSet::from([task])).await?;
         Ok(())
     }

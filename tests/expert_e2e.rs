@@ -351,3 +351,64 @@ async fn an_attendee_reaches_a_video_expert_and_comes_back() {
     assert_eq!(status, 200);
     assert!(stats["queues"].as_array().unwrap().len() == 2, "{stats}");
 }
+
+#[tokio::test]
+async fn the_console_gets_offers_and_messages_live() {
+    let w = world().await;
+    use reqwest::Method;
+    let (_, issued) = w
+        .call(Method::POST, "/admin/experts/nora/token", ADMIN, None)
+        .await;
+    let nora = issued["token"].as_str().unwrap().to_string();
+    w.call(
+        Method::PUT,
+        "/expert/status",
+        &nora,
+        Some(json!({"status": "available"})),
+    )
+    .await;
+    let mut events = w
+        .client
+        .get(format!("{}/expert/events", w.base))
+        .bearer_auth(&nora)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(
+        events.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+
+    w.sms("SM9100", "can a video expert help me").await;
+    w.sms("SM9101", "it's about recording").await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !(seen.contains("\"offered\"") && seen.contains("it's about recording")) {
+        let chunk = tokio::time::timeout_at(deadline, events.chunk())
+            .await
+            .expect("events within 3 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: desk"), "{seen}");
+    assert!(seen.contains("\"expert\":\"nora\""), "{seen}");
+    // Another expert's stream carries none of it.
+    let (_, other) = w
+        .call(Method::POST, "/admin/experts/hugo/token", ADMIN, None)
+        .await;
+    let hugo = other["token"].as_str().unwrap().to_string();
+    let mut theirs = w
+        .client
+        .get(format!("{}/expert/events", w.base))
+        .bearer_auth(&hugo)
+        .send()
+        .await
+        .unwrap();
+    w.sms("SM9102", "anyone there?").await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), theirs.chunk()).await;
+    assert!(quiet.is_err(), "hugo's stream got {quiet:?}");
+}

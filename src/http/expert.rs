@@ -9,6 +9,7 @@
 //! | `POST /expert/tasks/{id}/messages` | `{"text": …}` to the attendee (through the outbox) |
 //! | `POST /expert/tasks/{id}/complete` | `{"notes": …, "lead": {…}}`; the attendee is back with the bot |
 //! | `GET /expert/queue` | queue statistics |
+//! | `GET /expert/events` | server-sent events: offers, withdrawn offers, attendee messages, cancellations |
 //!
 //! Admin: `POST /admin/experts/{id}/token` issues a token (shown once).
 
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/expert/me", get(me))
         .route("/expert/status", put(set_status))
         .route("/expert/queue", get(queue))
+        .route("/expert/events", get(events))
         .route("/expert/tasks/{id}/accept", post(accept))
         .route("/expert/tasks/{id}/reject", post(reject))
         .route("/expert/tasks/{id}/messages", post(message))
@@ -117,6 +119,35 @@ async fn set_status(
         .await
         .map_err(desk_error)?;
     Ok(Json(json!({ "status": request.status })))
+}
+
+/// Server-sent events for this expert: offers, withdrawn offers, attendee messages, cancellations.
+async fn events(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+) -> axum::response::Sse<
+    impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+> {
+    use tokio_stream::StreamExt;
+    let stream = tokio_stream::wrappers::BroadcastStream::new(state.desk.subscribe()).filter_map(
+        move |event| {
+            let event = match event {
+                Ok(e) if e.expert() == id => e,
+                Ok(_) => return None,
+                // Fell behind: tell the console to reload its state.
+                Err(_) => {
+                    return Some(Ok(axum::response::sse::Event::default()
+                        .event("lagged")
+                        .data("reload")));
+                }
+            };
+            let data = serde_json::to_string(&event).unwrap_or_default();
+            Some(Ok(axum::response::sse::Event::default()
+                .event("desk")
+                .data(data)))
+        },
+    );
+    axum::response::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default())
 }
 
 async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
