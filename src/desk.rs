@@ -51,7 +51,8 @@ impl From<RoutingError> for DeskError {
 }
 
 pub struct Desk {
-    routing: Routing,
+    routing: arc_swap::ArcSwap<Routing>,
+    file: std::path::PathBuf,
     board: Mutex<Board>,
     store: Store,
     events: tokio::sync::broadcast::Sender<DeskEvent>,
@@ -147,7 +148,8 @@ impl Desk {
             .collect();
         let board = Board::restore(experts, tasks, &routing);
         Ok(Desk {
-            routing,
+            routing: arc_swap::ArcSwap::from_pointee(routing),
+            file: file.to_path_buf(),
             board: Mutex::new(board),
             store,
             events: tokio::sync::broadcast::channel(1024).0,
@@ -210,11 +212,48 @@ impl Desk {
     /// Puts a stored task on the board and routes at once.
     pub async fn adopt(&self, task: Task, now: Timestamp) -> Result<Vec<Decision>, StoreError> {
         let id = task.id;
-        self.board().add_task(task, &self.routing, now);
+        self.board().add_task(task, &self.routing.load(), now);
         let mut decisions = self.tick_inner(now);
         decisions.1.insert(id);
         self.save(&decisions.1).await?;
         Ok(decisions.0)
+    }
+
+    /// Re-reads the routing file. If it has a problem, nothing changes and the problems (with their
+    /// places) are returned. Otherwise experts are updated (status and idle time kept, new ones
+    /// offline) and the board is rebuilt under the new queues and workflow, tasks kept.
+    pub async fn reload(&self, now: Timestamp) -> Result<usize, Vec<Diagnostic>> {
+        let text = std::fs::read_to_string(&self.file).map_err(|err| {
+            vec![Diagnostic::general(format!(
+                "{}: cannot read the file: {err}",
+                self.file.display()
+            ))]
+        })?;
+        let parsed = RoutingFile::parse(&self.file.display().to_string(), &text, now)?;
+        let ids: BTreeSet<u64> = {
+            let mut board = self.board();
+            let experts: Vec<Expert> = parsed
+                .experts
+                .into_iter()
+                .map(|mut e| {
+                    if let Some(old) = board.expert(&e.id) {
+                        e.status = old.status;
+                        e.idle_since = old.idle_since;
+                    }
+                    e
+                })
+                .collect();
+            let tasks: Vec<Task> = board.tasks().cloned().collect();
+            *board = Board::restore(experts, tasks, &parsed.routing);
+            board.tasks().map(|t| t.id).collect()
+        };
+        let count = self.board().experts().len();
+        self.routing.store(std::sync::Arc::new(parsed.routing));
+        self.save(&ids)
+            .await
+            .map_err(|err| vec![Diagnostic::general(err.to_string())])?;
+        tracing::info!(experts = count, "routing file reloaded");
+        Ok(count)
     }
 
     /// Live events for the consoles. A slow console that falls behind misses events and reloads.
@@ -238,7 +277,7 @@ impl Desk {
     }
 
     fn tick_inner(&self, now: Timestamp) -> (Vec<Decision>, BTreeSet<u64>) {
-        let decisions = self.board().tick(&self.routing, now);
+        let decisions = self.board().tick(&self.routing.load(), now);
         for d in &decisions {
             match d {
                 Decision::Offer {
@@ -302,7 +341,8 @@ impl Desk {
         expert: &str,
         now: Timestamp,
     ) -> Result<Vec<Decision>, DeskError> {
-        self.board().reject(task, expert, &self.routing, now)?;
+        self.board()
+            .reject(task, expert, &self.routing.load(), now)?;
         let (decisions, mut ids) = self.tick_inner(now);
         ids.insert(task);
         self.save(&ids).await?;
@@ -340,7 +380,7 @@ impl Desk {
     /// The attendee went back to the bot, or opted out.
     pub async fn cancel(&self, task: u64, reason: &str) -> Result<(), DeskError> {
         let holder = self.holder(task);
-        self.board().cancel(task, reason, &self.routing)?;
+        self.board().cancel(task, reason, &self.routing.load())?;
         if let Some(expert) = holder {
             self.emit(DeskEvent::Canceled { expert, task });
         }
@@ -357,11 +397,12 @@ impl Desk {
     }
 
     pub fn estimate(&self, skill: Option<&str>, language: &str, now: Timestamp) -> Estimate {
-        self.board().estimate(&self.routing, skill, language, now)
+        self.board()
+            .estimate(&self.routing.load(), skill, language, now)
     }
 
     pub fn stats(&self, now: Timestamp) -> Stats {
-        self.board().stats(&self.routing, now)
+        self.board().stats(&self.routing.load(), now)
     }
 
     /// The tasks offered or assigned to an expert.

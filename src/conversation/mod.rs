@@ -759,7 +759,7 @@ impl Engine<'_> {
         let mut out = self.fill("talk_to_expert", false, &[("skill", &who)]);
         if let Some(q) = &self.inbound.queue {
             out.push(' ');
-            out.push_str(&self.texts.wait(q, &who));
+            out.push_str(&self.texts.wait(q, &who, label.as_deref()));
         }
         out
     }

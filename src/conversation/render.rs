@@ -231,9 +231,15 @@ impl Texts {
         }
     }
 
-    /// The queue position and wait, or that nobody is online.
-    pub fn wait(&self, q: &crate::routing::Estimate, who: &str) -> String {
-        match (self.es, q.minutes) {
+    /// The queue position and wait, or that nobody is online (then, with a skill, the talks on it
+    /// as the next best thing).
+    pub fn wait(&self, q: &crate::routing::Estimate, who: &str, skill: Option<&str>) -> String {
+        let meanwhile = match (q.minutes, skill, self.es) {
+            (None, Some(s), false) => format!(" Meanwhile, try \"talks about {s}\"."),
+            (None, Some(s), true) => format!(" Mientras tanto, prueba \"charlas sobre {s}\"."),
+            _ => String::new(),
+        };
+        let text = match (self.es, q.minutes) {
             (false, None) => format!(
                 "No one is online for that right now; I'll keep your question and text you when {who} can take it."
             ),
@@ -244,7 +250,8 @@ impl Texts {
             (true, Some(0)) => "Hay alguien libre ahora.".into(),
             (false, Some(m)) => format!("You're #{} in line, about {m} min.", q.position),
             (true, Some(m)) => format!("Eres el #{} en la cola, unos {m} min.", q.position),
-        }
+        };
+        text + &meanwhile
     }
 
     pub fn in_word(&self) -> &'static str {

@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/expert/tasks/{id}/messages", post(message))
         .route("/expert/tasks/{id}/complete", post(complete))
         .route("/admin/experts/{id}/token", post(issue_token))
+        .route("/admin/routing/reload", post(reload_routing))
 }
 
 /// The expert a request's bearer token belongs to. No header: 401; unknown token: 403.
@@ -335,4 +336,15 @@ async fn issue_token(
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
     Ok(Json(json!({ "expert": id, "token": token })))
+}
+
+/// Re-reads the routing file; a file with a problem changes nothing (422 with the problems).
+async fn reload_routing(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    match state.desk.reload(state.clock.now()).await {
+        Ok(experts) => Ok(Json(json!({ "experts": experts }))),
+        Err(problems) => Err(AppError::Unprocessable(json!({
+            "error": "the routing file does not load; the running configuration is unchanged",
+            "problems": problems,
+        }))),
+    }
 }
