@@ -346,6 +346,34 @@ async fn an_attendee_reaches_a_video_expert_and_comes_back() {
     );
     assert_eq!(w.state.store.leads().unwrap().len(), 2);
 
+    // An operator takes Nora offline; the admin list shows it.
+    let (status, _) = w
+        .call(
+            Method::PUT,
+            "/admin/experts/nora/status",
+            ADMIN,
+            Some(json!({"status": "offline"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, list) = w.call(Method::GET, "/admin/experts", ADMIN, None).await;
+    let nora_row = list["experts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["expert"]["id"] == "nora")
+        .unwrap();
+    assert_eq!(nora_row["expert"]["status"], "offline");
+    let (status, _) = w
+        .call(
+            Method::PUT,
+            "/admin/experts/nobody/status",
+            ADMIN,
+            Some(json!({"status": "offline"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
     // Queue statistics for the console.
     let (status, stats) = w.call(Method::GET, "/expert/queue", &nora, None).await;
     assert_eq!(status, 200);

@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/expert/tasks/{id}/complete", post(complete))
         .route("/admin/experts/{id}/token", post(issue_token))
         .route("/admin/routing/reload", post(reload_routing))
+        .route("/admin/experts", get(list_experts))
+        .route("/admin/experts/{id}/status", put(admin_set_status))
 }
 
 /// The expert a request's bearer token belongs to. No header: 401; unknown token: 403.
@@ -347,4 +349,42 @@ async fn reload_routing(_: Admin, State(state): State<AppState>) -> Result<Json<
             "problems": problems,
         }))),
     }
+}
+
+/// Every expert with their status and load.
+async fn list_experts(_: Admin, State(state): State<AppState>) -> Json<Value> {
+    let experts: Vec<Value> = state
+        .desk
+        .experts()
+        .into_iter()
+        .map(|e| {
+            let load = state
+                .desk
+                .tasks_of(&e.id)
+                .iter()
+                .filter(|t| !matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled))
+                .count();
+            json!({ "expert": e, "load": load })
+        })
+        .collect();
+    Json(json!({ "experts": experts }))
+}
+
+/// An operator sets an expert's availability (for example offline at the end of their shift).
+async fn admin_set_status(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<StatusRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let request = json_body(body)?;
+    if !state.desk.experts().iter().any(|e| e.id == id) {
+        return Err(AppError::NotFound);
+    }
+    state
+        .desk
+        .set_status(&id, request.status, state.clock.now())
+        .await
+        .map_err(desk_error)?;
+    Ok(Json(json!({ "expert": id, "status": request.status })))
 }
