@@ -529,6 +529,14 @@ impl Engine<'_> {
         let count = sessions.len().to_string();
         let heading = self.fill(intent, false, &[("scope", scope), ("count", &count)]);
         let mut out = heading;
+        self.numbered(&mut out, &sessions);
+        out.push('\n');
+        out.push_str(&self.texts.save_hint(sessions.len()));
+        out
+    }
+
+    /// Appends `sessions` as numbered lines.
+    fn numbered(&self, out: &mut String, sessions: &[&Session]) {
         for (i, s) in sessions.iter().enumerate() {
             out.push('\n');
             out.push_str(&render::line(
@@ -539,9 +547,6 @@ impl Engine<'_> {
                 self.lang,
             ));
         }
-        out.push('\n');
-        out.push_str(&self.texts.save_hint(sessions.len()));
-        out
     }
 
     fn speaker_info(&mut self, answer: Option<&str>) -> String {
@@ -605,16 +610,7 @@ impl Engine<'_> {
             out.push_str(": ");
             out.push_str(bio);
         }
-        for (i, s) in sessions.iter().enumerate() {
-            out.push('\n');
-            out.push_str(&render::line(
-                self.agenda,
-                s,
-                i + 1,
-                self.inbound.at,
-                self.lang,
-            ));
-        }
+        self.numbered(&mut out, &sessions);
         out
     }
 

@@ -579,24 +579,9 @@ impl Board {
         routing: &Routing,
         _now: Timestamp,
     ) -> Result<(), RoutingError> {
-        let t = self
-            .tasks
-            .get_mut(&task)
-            .ok_or(RoutingError::UnknownTask(task))?;
-        let offered_to = t.reservation.as_ref().map(|r| r.expert.as_str());
-        if t.status != TaskStatus::Reserved || offered_to != Some(expert) {
-            return Err(RoutingError::NotAllowed {
-                task,
-                status: t.status,
-                action: "released by this expert",
-            });
-        }
-        let deadline = t.reservation.take().map(|r| r.deadline);
+        let t = self.take_reservation(task, expert, "released by this expert")?;
         t.status = TaskStatus::Pending;
         t.passed_by.push(expert.to_string());
-        if let Some(d) = deadline {
-            self.reservations.remove(&(d, task));
-        }
         if let Some(&i) = self.expert_pos.get(expert) {
             self.load[i] = self.load[i].saturating_sub(1);
         }
@@ -604,8 +589,14 @@ impl Board {
         Ok(())
     }
 
-    /// The expert takes the task offered to them.
-    pub fn accept(&mut self, task: u64, expert: &str, now: Timestamp) -> Result<(), RoutingError> {
+    /// Checks that `task` is offered to `expert` and ends the reservation (its deadline leaves the
+    /// timeout set). The caller sets the task's next status.
+    fn take_reservation(
+        &mut self,
+        task: u64,
+        expert: &str,
+        action: &'static str,
+    ) -> Result<&mut Task, RoutingError> {
         let t = self
             .tasks
             .get_mut(&task)
@@ -615,16 +606,21 @@ impl Board {
             return Err(RoutingError::NotAllowed {
                 task,
                 status: t.status,
-                action: "accepted by this expert",
+                action,
             });
         }
-        let deadline = t.reservation.take().map(|r| r.deadline);
+        if let Some(r) = t.reservation.take() {
+            self.reservations.remove(&(r.deadline, task));
+        }
+        Ok(self.tasks.get_mut(&task).expect("checked above"))
+    }
+
+    /// The expert takes the task offered to them.
+    pub fn accept(&mut self, task: u64, expert: &str, now: Timestamp) -> Result<(), RoutingError> {
+        let t = self.take_reservation(task, expert, "accepted by this expert")?;
         t.status = TaskStatus::Assigned;
         t.expert = Some(expert.to_string());
         t.assigned_at = Some(now);
-        if let Some(d) = deadline {
-            self.reservations.remove(&(d, task));
-        }
         if let Some(e) = t.expires {
             self.expiries.remove(&(e, task));
         }
