@@ -455,7 +455,7 @@ fn spawn_outbox(state: &AppState) -> Result<()> {
         twilio.auth_token.clone(),
         &twilio.sender,
         callback,
-        Duration::from_secs(10),
+        Duration::from_secs(twilio.timeout_secs),
     )
     .context("cannot build the HTTP client for the Twilio Messages API")?;
     tokio::spawn(crate::outbound::run(

@@ -83,6 +83,8 @@ pub struct TwilioConfig {
     pub sender: String,
     /// Where the Messages API is: `https://api.twilio.com` unless testing against a stub.
     pub api_base: String,
+    /// How long one send may take before it counts as failed (and is retried).
+    pub timeout_secs: u64,
 }
 
 /// Where configuration came from.
@@ -131,6 +133,7 @@ pub struct RawTwilio {
     pub auth_token: Option<String>,
     pub sender: Option<String>,
     pub api_base: Option<String>,
+    pub timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -384,11 +387,18 @@ fn validate_twilio(raw: RawTwilio) -> Result<TwilioConfig, String> {
     if Url::parse(&api_base).is_err() {
         return Err(format!("twilio.api_base = {api_base:?} is not a URL"));
     }
+    let timeout_secs = raw.timeout_secs.unwrap_or(10);
+    if !(1..=120).contains(&timeout_secs) {
+        return Err(format!(
+            "twilio.timeout_secs = {timeout_secs} must be from 1 to 120"
+        ));
+    }
     Ok(TwilioConfig {
         account_sid,
         auth_token: Secret(auth_token),
         sender,
         api_base,
+        timeout_secs,
     })
 }
 

@@ -82,6 +82,7 @@ async fn world() -> World {
         auth_token: Secret::new(TOKEN),
         sender: "+15550009999".into(),
         api_base: api.clone(),
+        timeout_secs: 2,
     });
     let store = Store::open(dir.path(), 8 << 20).unwrap();
     let clock = Arc::new(FixedClock::new("2026-06-09T20:00:00Z".parse().unwrap()));

@@ -43,6 +43,7 @@ async fn start(dir: &Path, twilio: bool) -> Server {
             auth_token: Secret::new(TOKEN),
             sender: "+15550009999".into(),
             api_base: "http://127.0.0.1:9".into(),
+            timeout_secs: 10,
         });
         config.public_url = Some(PUBLIC.parse().unwrap());
     }
