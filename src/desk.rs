@@ -446,16 +446,13 @@ pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
                     let Some(t) = state.desk.task(task) else {
                         continue;
                     };
-                    let Some(phone) = t.attendee.strip_prefix("sms:") else {
-                        continue;
-                    };
                     let lang = crate::intents::Lang::parse(&t.language)
                         .unwrap_or(crate::intents::Lang::En);
                     let text = crate::conversation::render::Texts::new(lang).expired();
-                    if let Err(err) = crate::outbound::enqueue(
+                    if let Err(err) = crate::outbound::to_attendee(
                         &state.store,
                         &state.outbox_wake,
-                        phone,
+                        &t.attendee,
                         text,
                         "hand-off expired",
                         now,

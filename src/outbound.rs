@@ -253,6 +253,30 @@ pub async fn enqueue(
     Ok(id)
 }
 
+/// Sends `text` to an attendee by their channel, outside a conversation turn (an expert's reply, an
+/// expiry notice), and records it in their transcript. The one place that knows channels: SMS
+/// attendees (`sms:+1…`) get it through the outbox; the web chat will be another arm here.
+pub async fn to_attendee(
+    store: &Store,
+    wake: &Notify,
+    attendee: &str,
+    text: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    if let Some(phone) = attendee.strip_prefix("sms:") {
+        enqueue(store, wake, phone, text, reason, now).await?;
+    }
+    let entry = crate::store::TranscriptEntry {
+        at: now,
+        inbound: false,
+        text: text.to_string(),
+        message_id: None,
+        intent: None,
+    };
+    store.append_transcript(attendee, &entry).await
+}
+
 /// The outbox worker: sends due messages in order, one at a time, at the configured rate. Runs until
 /// the task is dropped.
 pub async fn run(

@@ -25,7 +25,7 @@ use super::admin::Admin;
 use crate::desk::DeskError;
 use crate::routing::{Availability, TaskStatus};
 use crate::state::AppState;
-use crate::store::{Lead, TranscriptEntry};
+use crate::store::Lead;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -157,26 +157,18 @@ async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.desk.stats(state.clock.now())))
 }
 
-/// Sends a message to a task's attendee (SMS through the outbox) and records it in the transcript.
+/// Sends a message to a task's attendee by their channel, and records it in the transcript.
 async fn tell_attendee(state: &AppState, attendee: &str, text: &str) -> Result<(), AppError> {
-    let now = state.clock.now();
-    if let Some(phone) = attendee.strip_prefix("sms:") {
-        crate::outbound::enqueue(&state.store, &state.outbox_wake, phone, text, "expert", now)
-            .await
-            .map_err(|err| AppError::Internal(err.to_string()))?;
-    }
-    let entry = TranscriptEntry {
-        at: now,
-        inbound: false,
-        text: text.to_string(),
-        message_id: None,
-        intent: None,
-    };
-    state
-        .store
-        .append_transcript(attendee, &entry)
-        .await
-        .map_err(|err| AppError::Internal(err.to_string()))
+    crate::outbound::to_attendee(
+        &state.store,
+        &state.outbox_wake,
+        attendee,
+        text,
+        "expert",
+        state.clock.now(),
+    )
+    .await
+    .map_err(|err| AppError::Internal(err.to_string()))
 }
 
 async fn accept(
