@@ -45,6 +45,8 @@ pub enum Sender {
     Sms(Phone),
     /// A local conversation (`concierge chat --from NAME`).
     Local(String),
+    /// A web chat conversation, by its key (`web:` and a hash of the browser's token).
+    Web(String),
 }
 
 impl Sender {
@@ -52,6 +54,7 @@ impl Sender {
         match self {
             Sender::Sms(phone) => phone.attendee_key(),
             Sender::Local(name) => format!("local:{name}"),
+            Sender::Web(key) => key.clone(),
         }
     }
 
@@ -60,13 +63,14 @@ impl Sender {
         match self {
             Sender::Sms(phone) => phone.redacted(),
             Sender::Local(name) => format!("local:{name}"),
+            Sender::Web(key) => format!("{}…", &key[..key.len().min(12)]),
         }
     }
 
     fn phone(&self) -> Option<&Phone> {
         match self {
             Sender::Sms(phone) => Some(phone),
-            Sender::Local(_) => None,
+            Sender::Local(_) | Sender::Web(_) => None,
         }
     }
 }
@@ -200,6 +204,7 @@ pub async fn handle(
                 let channel = match message.sender {
                     Sender::Sms(_) => "sms",
                     Sender::Local(_) => "local",
+                    Sender::Web(_) => "web",
                 };
                 let task = state.desk.new_task(
                     &key,

@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod chat;
 pub mod expert;
 pub mod sms;
 
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(sms::routes())
         .merge(expert::routes())
+        .merge(chat::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
