@@ -1,5 +1,5 @@
-# concierge: multi-stage build. The runtime image holds the binary, the shipped intents and nothing
-# else; it runs as a non-root user with its data on a volume.
+# concierge: multi-stage build. The runtime image holds the binary, the shipped intents and the
+# demo's routing file (mount your own over /etc/concierge) and nothing else; it runs as a non-root user with its data on a volume.
 #
 #   docker build -t concierge .
 #   docker run -p 8080:8080 -v concierge-data:/var/lib/concierge/data concierge
@@ -21,9 +21,11 @@ RUN apt-get update \
     && chown -R concierge:concierge /var/lib/concierge
 COPY --from=build /src/target/release/concierge /usr/local/bin/concierge
 COPY intents /etc/concierge/intents
+COPY fixtures/routing.toml /etc/concierge/routing.toml
 ENV CONCIERGE_BIND=0.0.0.0:8080 \
     CONCIERGE_DATA_DIR=/var/lib/concierge/data \
-    CONCIERGE_INTENTS_DIR=/etc/concierge/intents
+    CONCIERGE_INTENTS_DIR=/etc/concierge/intents \
+    CONCIERGE_ROUTING_FILE=/etc/concierge/routing.toml
 VOLUME ["/var/lib/concierge/data"]
 USER concierge
 WORKDIR /var/lib/concierge
