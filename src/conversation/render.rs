@@ -214,6 +214,24 @@ impl Texts {
         }
     }
 
+    /// Sent when an expert accepts the attendee's hand-off.
+    pub fn expert_joined(&self, name: &str) -> String {
+        if self.es {
+            format!("Te atiende {name}. Escribe aquí tu pregunta; BOT para volver conmigo.")
+        } else {
+            format!("You're now talking with {name}. Reply here; text BOT to come back to me.")
+        }
+    }
+
+    /// Sent when the expert completes the conversation.
+    pub fn expert_done(&self) -> &'static str {
+        if self.es {
+            "La conversación con el experto ha terminado. Vuelves a estar conmigo; pregúntame lo que quieras."
+        } else {
+            "Your conversation with the expert has ended. You're back with me; ask me anything."
+        }
+    }
+
     /// Sent when no expert took a hand-off in time.
     pub fn expired(&self) -> &'static str {
         if self.es {

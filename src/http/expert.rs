@@ -67,6 +67,13 @@ impl FromRequestParts<AppState> for ExpertAuth {
     }
 }
 
+/// The engine's sentences in a task's language.
+fn texts(language: &str) -> crate::conversation::render::Texts {
+    crate::conversation::render::Texts::new(
+        crate::intents::Lang::parse(language).unwrap_or(crate::intents::Lang::En),
+    )
+}
+
 fn desk_error(err: DeskError) -> AppError {
     match err {
         DeskError::Routing(err) => AppError::Conflict(err.to_string()),
@@ -188,12 +195,7 @@ async fn accept(
         .into_iter()
         .find(|e| e.id == id)
         .map_or(id.clone(), |e| e.name);
-    let es = t.language == "es";
-    let hello = if es {
-        format!("Te atiende {name}. Escribe aquí tu pregunta; BOT para volver conmigo.")
-    } else {
-        format!("You're now talking with {name}. Reply here; text BOT to come back to me.")
-    };
+    let hello = texts(&t.language).expert_joined(&name);
     tell_attendee(&state, &t.attendee, &hello).await?;
     Ok(Json(json!(t)))
 }
@@ -307,11 +309,7 @@ async fn complete(
         ),
         None => None,
     };
-    let bye = if t.language == "es" {
-        "La conversación con el experto ha terminado. Vuelves a estar conmigo; pregúntame lo que quieras."
-    } else {
-        "Your conversation with the expert has ended. You're back with me; ask me anything."
-    };
+    let bye = texts(&t.language).expert_done();
     tell_attendee(&state, &t.attendee, bye).await?;
     Ok(Json(json!({ "completed": task, "lead": lead })))
 }
