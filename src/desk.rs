@@ -449,9 +449,8 @@ pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
                     let lang = crate::intents::Lang::parse(&t.language)
                         .unwrap_or(crate::intents::Lang::En);
                     let text = crate::conversation::render::Texts::new(lang).expired();
-                    if let Err(err) = crate::outbound::to_attendee(
-                        &state.store,
-                        &state.outbox_wake,
+                    if let Err(err) = crate::outbound::to_attendee_live(
+                        &state,
                         &t.attendee,
                         text,
                         "hand-off expired",

@@ -277,6 +277,32 @@ pub async fn to_attendee(
     store.append_transcript(attendee, &entry).await
 }
 
+/// [`to_attendee`] plus, for web chat attendees, a push to their open WebSockets.
+pub async fn to_attendee_live(
+    state: &crate::state::AppState,
+    attendee: &str,
+    text: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    to_attendee(
+        &state.store,
+        &state.outbox_wake,
+        attendee,
+        text,
+        reason,
+        now,
+    )
+    .await?;
+    if attendee.starts_with("web:") {
+        // Nobody connected is fine: the message is in the history for the next visit.
+        let _ = state
+            .web_push
+            .send((attendee.to_string(), text.to_string()));
+    }
+    Ok(())
+}
+
 /// The outbox worker: sends due messages in order, one at a time, at the configured rate. Runs until
 /// the task is dropped.
 pub async fn run(

@@ -32,6 +32,8 @@ pub struct AppState {
     pub locks: Arc<crate::inbox::Locks>,
     /// The expert desk: routing of hand-offs.
     pub desk: Arc<crate::desk::Desk>,
+    /// Messages for web chat attendees sent outside a turn (expert replies), for open WebSockets.
+    pub web_push: tokio::sync::broadcast::Sender<(String, String)>,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
@@ -111,6 +113,7 @@ impl AppState {
             locks: Arc::new(crate::inbox::Locks::new(256)),
             desk: Arc::new(desk),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            web_push: tokio::sync::broadcast::channel(1024).0,
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,
         };

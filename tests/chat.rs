@@ -171,3 +171,122 @@ async fn a_web_conversation() {
             .is_empty()
     );
 }
+
+/// Sends a frame and waits for the next text frame.
+async fn ws_call(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    frame: Value,
+) -> Value {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        frame.to_string().into(),
+    ))
+    .await
+    .unwrap();
+    next_frame(ws).await
+}
+
+async fn next_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(3), ws.next())
+            .await
+            .expect("a frame within 3 s")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_websocket_answers_resumes_and_pushes() {
+    let (base, state, _dir) = server().await;
+    let (_, session) = post(&base, "/chat/sessions", json!({})).await;
+    let token = session["token"].as_str().unwrap().to_string();
+    let url = format!("{}/chat/ws?token={token}", base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+
+    let reply = ws_call(
+        &mut ws,
+        json!({"type": "message", "id": "w1", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(reply["type"], "reply");
+    assert_eq!(reply["id"], "w1");
+    assert!(
+        reply["replies"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Hi! I'm the Pacific Dev Summit 2026 concierge")
+    );
+    let bad = ws_call(&mut ws, json!({"type": "dance"})).await;
+    assert_eq!(bad["type"], "error");
+    let empty = ws_call(&mut ws, json!({"type": "message", "id": "w2", "text": ""})).await;
+    assert_eq!(empty["type"], "error");
+    assert_eq!(empty["message"], "text is empty");
+
+    // The connection drops; a new one resumes the same conversation, nothing lost or doubled.
+    drop(ws);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let again = ws_call(
+        &mut ws,
+        json!({"type": "message", "id": "w1", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(again["duplicate"], true);
+    let history = ws_call(&mut ws, json!({"type": "resume", "after": 0})).await;
+    assert_eq!(history["type"], "history");
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+
+    // An expert's message is pushed to the open socket.
+    let reply = ws_call(
+        &mut ws,
+        json!({"type": "message", "id": "w3", "text": "talk to an expert"}),
+    )
+    .await;
+    assert!(
+        reply["replies"][0]
+            .as_str()
+            .unwrap()
+            .contains("finding an expert"),
+        "{reply}"
+    );
+    let key = format!("web:{}", {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    });
+    concierge::outbound::to_attendee_live(
+        &state,
+        &key,
+        "Hello from an expert",
+        "expert",
+        state.clock.now(),
+    )
+    .await
+    .unwrap();
+    let push = next_frame(&mut ws).await;
+    assert_eq!(
+        push,
+        json!({"type": "push", "text": "Hello from an expert"})
+    );
+
+    // A bad token is refused before the upgrade.
+    let bad = tokio_tungstenite::connect_async(format!(
+        "{}/chat/ws?token=nope",
+        base.replace("http://", "ws://")
+    ))
+    .await;
+    assert!(bad.is_err());
+}

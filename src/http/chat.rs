@@ -5,6 +5,14 @@
 //! | `POST /chat/sessions` | a new conversation: `{"token": …}`, random and unguessable, kept by the browser |
 //! | `POST /chat/messages` | `{"token", "id", "text"}` → the bot's replies; the same `id` again gives the same replies |
 //! | `GET /chat/messages?token=…&after=N` | the conversation so far (entries after the Nth), to resume after a reload |
+//! | `GET /chat/ws?token=…` | a WebSocket with the same exchange, and expert messages pushed live |
+//!
+//! WebSocket protocol, JSON text frames:
+//! - client → `{"type": "message", "id": "m1", "text": "whats next"}`; server → `{"type": "reply",
+//!   "id": "m1", "replies": […], "duplicate": false}` (a resent id gets the same replies);
+//! - client → `{"type": "resume", "after": N}`; server → `{"type": "history", "messages": […]}`;
+//! - server → `{"type": "push", "text": …}` when an expert writes;
+//! - server → `{"type": "error", "message": …}` for a frame it cannot take (the socket stays open).
 //!
 //! The conversation is keyed by a hash of the token, so the store never holds a usable token. The
 //! same engine as SMS answers (no segment limit). Expert messages appear in the history.
@@ -26,6 +34,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/chat/sessions", post(new_session))
         .route("/chat/messages", post(send).get(history))
+        .route("/chat/ws", axum::routing::get(websocket))
 }
 
 /// The conversation key for a token: `web:` and the first 32 hex digits of its SHA-256.
@@ -62,7 +71,14 @@ async fn send(
 ) -> Result<Json<Value>, AppError> {
     let Json(request) = body.map_err(|err| AppError::BadRequest(err.body_text()))?;
     let key = key_of(&request.token)?;
-    let text = request.text.trim();
+    Ok(Json(
+        exchange(&state, &key, &request.id, &request.text).await?,
+    ))
+}
+
+/// One message through the engine; the answer as the transport sends it.
+async fn exchange(state: &AppState, key: &str, id: &str, text: &str) -> Result<Value, AppError> {
+    let text = text.trim();
     if text.is_empty() {
         return Err(AppError::BadRequest("text is empty".into()));
     }
@@ -71,24 +87,22 @@ async fn send(
             "text is longer than {MAX_TEXT} characters"
         )));
     }
-    let id = request.id.trim();
+    let id = id.trim();
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::BadRequest("id must be 1 to 64 characters".into()));
     }
     let message = Message {
-        sender: Sender::Web(key.clone()),
+        sender: Sender::Web(key.to_string()),
         text: text.to_string(),
         has_media: false,
         message_id: Some(id.to_string()),
         idempotency_key: Some(format!("{key}:{id}")),
         opt_out_type: None,
     };
-    let outcome = inbox::handle(&state, message, state.clock.now())
+    let outcome = inbox::handle(state, message, state.clock.now())
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
-    Ok(Json(
-        json!({ "replies": outcome.replies, "duplicate": outcome.duplicate }),
-    ))
+    Ok(json!({ "replies": outcome.replies, "duplicate": outcome.duplicate }))
 }
 
 #[derive(Deserialize)]
@@ -103,15 +117,95 @@ async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Value>, AppError> {
     let key = key_of(&q.token)?;
+    Ok(Json(
+        json!({ "messages": messages_after(&state, &key, q.after)? }),
+    ))
+}
+
+/// The conversation's messages after the `after`th, numbered from 1.
+fn messages_after(state: &AppState, key: &str, after: usize) -> Result<Vec<Value>, AppError> {
     let entries = state
         .store
-        .transcript(&key)
+        .transcript(key)
         .map_err(|err| AppError::Internal(err.to_string()))?;
-    let messages: Vec<Value> = entries
+    Ok(entries
         .iter()
         .enumerate()
-        .skip(q.after)
+        .skip(after)
         .map(|(i, e)| json!({ "n": i + 1, "at": e.at, "from": if e.inbound { "attendee" } else { "concierge" }, "text": e.text }))
-        .collect();
-    Ok(Json(json!({ "messages": messages })))
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Frame {
+    Message { id: String, text: String },
+    Resume { after: usize },
+}
+
+async fn websocket(
+    State(state): State<AppState>,
+    Query(q): Query<WsQuery>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<axum::response::Response, AppError> {
+    let key = key_of(&q.token)?;
+    Ok(upgrade
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| serve_socket(state, key, socket)))
+}
+
+/// One browser's socket: frames in, answers and pushes out, until either side closes.
+async fn serve_socket(state: AppState, key: String, mut socket: axum::extract::ws::WebSocket) {
+    use axum::extract::ws::Message as Ws;
+    let mut pushes = state.web_push.subscribe();
+    loop {
+        let out = tokio::select! {
+            frame = socket.recv() => match frame {
+                Some(Ok(Ws::Text(text))) => Some(answer(&state, &key, &text).await),
+                Some(Ok(Ws::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => None,
+            },
+            push = pushes.recv() => match push {
+                Ok((to, text)) if to == key => Some(json!({ "type": "push", "text": text })),
+                Ok(_) => None,
+                // Missed pushes are in the history; tell the page to resume.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(json!({ "type": "resync" })),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        };
+        if let Some(value) = out {
+            if socket
+                .send(Ws::Text(value.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+}
+
+async fn answer(state: &AppState, key: &str, text: &str) -> Value {
+    let frame: Frame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(err) => {
+            return json!({ "type": "error", "message": format!("not a frame this server takes: {err}") });
+        }
+    };
+    let result = match frame {
+        Frame::Message { id, text } => exchange(state, key, &id, &text).await.map(|mut v| {
+            v["type"] = json!("reply");
+            v["id"] = json!(id);
+            v
+        }),
+        Frame::Resume { after } => {
+            messages_after(state, key, after).map(|m| json!({ "type": "history", "messages": m }))
+        }
+    };
+    result.unwrap_or_else(|err| json!({ "type": "error", "message": err.message() }))
 }

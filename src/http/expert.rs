@@ -166,16 +166,9 @@ async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
 
 /// Sends a message to a task's attendee by their channel, and records it in the transcript.
 async fn tell_attendee(state: &AppState, attendee: &str, text: &str) -> Result<(), AppError> {
-    crate::outbound::to_attendee(
-        &state.store,
-        &state.outbox_wake,
-        attendee,
-        text,
-        "expert",
-        state.clock.now(),
-    )
-    .await
-    .map_err(|err| AppError::Internal(err.to_string()))
+    crate::outbound::to_attendee_live(state, attendee, text, "expert", state.clock.now())
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))
 }
 
 async fn accept(

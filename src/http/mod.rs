@@ -172,6 +172,27 @@ pub enum AppError {
     Internal(String),
 }
 
+impl AppError {
+    /// What the client is told (internal details stay in the log).
+    pub fn message(&self) -> String {
+        match self {
+            AppError::NotFound => "not found".into(),
+            AppError::BadRequest(m)
+            | AppError::Forbidden(m)
+            | AppError::UnsupportedMediaType(m)
+            | AppError::Conflict(m) => m.clone(),
+            AppError::Unauthorized => "missing bearer token".into(),
+            AppError::Unprocessable(v) => {
+                v["error"].as_str().unwrap_or("cannot be done").to_string()
+            }
+            AppError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".into()
+            }
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
