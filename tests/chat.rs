@@ -135,14 +135,7 @@ async fn a_web_conversation() {
             .unwrap()
             .contains("finding a video expert")
     );
-    let key = format!("web:{}", {
-        use sha2::Digest;
-        sha2::Sha256::digest(token.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    });
+    let key = concierge::http::chat::conversation_key(&token).unwrap();
     let task = state.store.attendee(&key).unwrap().handoff.unwrap();
     assert_eq!(state.desk.task(task).unwrap().channel, "web");
     concierge::outbound::to_attendee(
@@ -259,14 +252,7 @@ async fn the_websocket_answers_resumes_and_pushes() {
             .contains("finding an expert"),
         "{reply}"
     );
-    let key = format!("web:{}", {
-        use sha2::Digest;
-        sha2::Sha256::digest(token.as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    });
+    let key = concierge::http::chat::conversation_key(&token).unwrap();
     concierge::outbound::to_attendee_live(
         &state,
         &key,

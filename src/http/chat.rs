@@ -37,16 +37,21 @@ pub fn routes() -> Router<AppState> {
         .route("/chat/ws", axum::routing::get(websocket))
 }
 
-/// The conversation key for a token: `web:` and the first 32 hex digits of its SHA-256.
-fn key_of(token: &str) -> Result<String, AppError> {
+/// The conversation key for a chat token: `web:` and the first 32 hex digits of its SHA-256;
+/// `None` for anything that is not a chat token.
+pub fn conversation_key(token: &str) -> Option<String> {
     let token = token.trim();
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AppError::BadRequest("token is not a chat token".into()));
+        return None;
     }
     use sha2::Digest;
     let digest = sha2::Sha256::digest(token.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    Ok(format!("web:{hex}"))
+    Some(format!("web:{hex}"))
+}
+
+fn key_of(token: &str) -> Result<String, AppError> {
+    conversation_key(token).ok_or_else(|| AppError::BadRequest("token is not a chat token".into()))
 }
 
 async fn new_session() -> Result<Json<Value>, AppError> {

@@ -113,6 +113,7 @@ async fn healthz() -> &'static str {
 
 /// Ready to serve attendees: the store answers and an agenda is loaded.
 async fn readyz(State(state): State<AppState>) -> Response {
+    let intents = state.intents.status();
     let agenda = state.agenda();
     let store_ok = state.store.is_healthy();
     let body = json!({
@@ -125,8 +126,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
         },
         "started": state.started().to_string(),
         "intents": {
-            "generation": state.intents.status().generation,
-            "intents": state.intents.status().stats.intents,
+            "generation": intents.generation,
+            "intents": intents.stats.intents,
         },
     });
     let status = if store_ok {
@@ -195,34 +196,25 @@ impl AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            AppError::NotFound => (StatusCode::NOT_FOUND, "not found".to_string()),
-            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message),
-            AppError::Unauthorized => {
-                let body = Json(json!({ "error": "missing bearer token" }));
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
-                    body,
-                )
-                    .into_response();
-            }
-            AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message),
-            AppError::Conflict(message) => (StatusCode::CONFLICT, message),
-            AppError::UnsupportedMediaType(message) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
-            }
-            AppError::Unprocessable(body) => {
-                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
-            }
-            AppError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error".to_string(),
-                )
-            }
+        let status = match &self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        match self {
+            AppError::Unauthorized => (
+                status,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "error": self.message() })),
+            )
+                .into_response(),
+            AppError::Unprocessable(body) => (status, Json(body)).into_response(),
+            other => (status, Json(json!({ "error": other.message() }))).into_response(),
+        }
     }
 }

@@ -580,7 +580,7 @@ impl Matcher {
             });
         }
         stats.patterns = patterns.len();
-        never_win(defs, &phrase_owner, &mut errs);
+        never_win(defs, &normalizer, &phrase_owner, &mut errs);
 
         // Operator entities.
         for e in &defs.entities {
@@ -1274,12 +1274,13 @@ fn check_intent_shape(def: &IntentDef, errs: &mut Vec<Diagnostic>) {
 }
 
 /// An intent whose only evidence is phrases that a higher-priority intent also claims can never win.
+/// Phrases are normalised by the set's own normaliser, so they match the keys they were stored under.
 fn never_win(
     defs: &Definitions,
+    normalizer: &Normalizer,
     owner: &FxHashMap<String, (u16, Loc)>,
     errs: &mut Vec<Diagnostic>,
 ) {
-    let mut normalizer_free = Normalizer::default();
     for def in &defs.intents {
         let only_phrases = def.patterns.is_empty()
             && def.exact.is_empty()
@@ -1291,7 +1292,7 @@ fn never_win(
             continue;
         }
         let shadowed = def.phrases.iter().all(|(_, p)| {
-            let n = normalizer_free.phrase(&p.text);
+            let n = normalizer.phrase(&p.text);
             key(&n)
                 .and_then(|k| owner.get(&k))
                 .is_some_and(|(o, _)| defs.intents[*o as usize].priority > def.priority)
@@ -1305,7 +1306,6 @@ fn never_win(
                 ),
             ));
         }
-        normalizer_free = Normalizer::default();
     }
 }
 
