@@ -425,13 +425,14 @@ async fn chat_command(config: Config, args: ChatArgs) -> Result<ExitCode> {
         message_id: None,
         idempotency_key: None,
         opt_out_type: None,
+        save: None,
     };
     let outcome = crate::inbox::handle(&state, message, at).await?;
     if outcome.replies.is_empty() {
         println!("(no reply)");
     }
     for reply in outcome.replies {
-        println!("{reply}");
+        println!("{}", reply.text);
     }
     Ok(ExitCode::SUCCESS)
 }

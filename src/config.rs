@@ -57,6 +57,7 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     pub sled_cache_bytes: u64,
     pub sms: SmsConfig,
+    pub web: WebConfig,
     /// Where the values came from, for the start-up log.
     pub origin: Origin,
 }
@@ -73,6 +74,16 @@ pub struct SmsConfig {
     /// Development only: accept webhooks without checking `X-Twilio-Signature`. Set by the
     /// `serve --dev-skip-signature` flag alone, never by the file or the environment.
     pub skip_signature: bool,
+}
+
+/// Limits of the web chat.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Messages one conversation may send (a minute, at once).
+    pub per_conversation: crate::limits::Rate,
+    /// Requests one client address may make to the chat (a minute, at once): new conversations,
+    /// messages and history.
+    pub per_address: crate::limits::Rate,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +127,16 @@ pub struct RawConfig {
     pub sled_cache_mb: Option<u64>,
     pub twilio: Option<RawTwilio>,
     pub sms: Option<RawSms>,
+    pub web: Option<RawWeb>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWeb {
+    pub messages_per_minute: Option<u32>,
+    pub messages_burst: Option<u32>,
+    pub address_requests_per_minute: Option<u32>,
+    pub address_requests_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -335,6 +356,29 @@ impl RawConfig {
                 "sms.context_idle_minutes = {context_idle_minutes} must be from 1 to 1440"
             )));
         }
+        let raw_web = self.web.unwrap_or_default();
+        let limit = |name: &str, value: Option<u32>, default: u32| {
+            let v = value.unwrap_or(default);
+            if (1..=100_000).contains(&v) {
+                Ok(v)
+            } else {
+                Err(err(format!("web.{name} = {v} must be from 1 to 100000")))
+            }
+        };
+        let web = WebConfig {
+            per_conversation: crate::limits::Rate {
+                per_minute: limit("messages_per_minute", raw_web.messages_per_minute, 20)?,
+                burst: limit("messages_burst", raw_web.messages_burst, 8)?,
+            },
+            per_address: crate::limits::Rate {
+                per_minute: limit(
+                    "address_requests_per_minute",
+                    raw_web.address_requests_per_minute,
+                    300,
+                )?,
+                burst: limit("address_requests_burst", raw_web.address_requests_burst, 60)?,
+            },
+        };
         Ok(Config {
             bind,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
@@ -353,6 +397,7 @@ impl RawConfig {
                 send_rate_per_second,
                 skip_signature: false,
             },
+            web,
             origin,
         })
     }

@@ -401,6 +401,11 @@ impl Desk {
             .estimate(&self.routing.load(), skill, language, now)
     }
 
+    /// Where a waiting task stands (see [`crate::routing::Board::standing`]).
+    pub fn standing(&self, task: u64, now: Timestamp) -> Option<Estimate> {
+        self.board().standing(&self.routing.load(), task, now)
+    }
+
     pub fn stats(&self, now: Timestamp) -> Stats {
         self.board().stats(&self.routing.load(), now)
     }
@@ -454,6 +459,7 @@ pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
                         &t.attendee,
                         text,
                         "hand-off expired",
+                        None,
                         now,
                     )
                     .await

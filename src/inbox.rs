@@ -87,15 +87,35 @@ pub struct Message {
     pub idempotency_key: Option<String>,
     /// Twilio's `OptOutType` (`STOP`, `START`, `HELP`), which wins over our own reading.
     pub opt_out_type: Option<String>,
+    /// A session to save, whatever the text says (the web chat's "add to my agenda" button).
+    pub save: Option<String>,
 }
 
 /// The answer to a message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Outcome {
-    pub replies: Vec<String>,
+    pub replies: Vec<Reply>,
     /// The message was processed before; `replies` are the ones given then.
     pub duplicate: bool,
     pub intent: String,
+    /// Web chat: the message's number in the conversation (its replies follow it); `None` for
+    /// other channels and for duplicates.
+    pub n: Option<usize>,
+}
+
+impl Outcome {
+    /// The replies' texts, as SMS sends them.
+    pub fn texts(&self) -> Vec<String> {
+        self.replies.iter().map(|r| r.text.clone()).collect()
+    }
+}
+
+/// One reply: its text and, for the web chat, the sessions it shows as cards.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Reply {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
 }
 
 /// Per-attendee locks: a fixed set of mutexes picked by hashing the attendee key. Two attendees
@@ -159,6 +179,9 @@ pub async fn handle(
     let matcher = state.intents.matcher();
     let mut classification = matcher.classify(&message.text);
     apply_opt_out_type(&mut classification, message.opt_out_type.as_deref());
+    if let Some(id) = &message.save {
+        read_as_save(&mut classification, id);
+    }
     let handoff = attendee
         .handoff
         .and_then(|id| state.desk.task(id))
@@ -226,9 +249,25 @@ pub async fn handle(
             _ => {}
         }
     }
-    let replies_json = serde_json::to_string(&turn.replies).unwrap_or_else(|_| "[]".into());
+    // The web chat shows a list's sessions as cards under the reply's own words; SMS sends the
+    // numbered lines.
+    let replies: Vec<Reply> = match (&message.sender, turn.cards.take()) {
+        (Sender::Web(_), Some(cards)) if turn.replies.len() == 1 => vec![Reply {
+            text: cards.text,
+            sessions: cards.sessions,
+        }],
+        _ => turn
+            .replies
+            .iter()
+            .map(|text| Reply {
+                text: text.clone(),
+                sessions: Vec::new(),
+            })
+            .collect(),
+    };
+    let replies_json = serde_json::to_string(&replies).unwrap_or_else(|_| "[]".into());
     let record = TurnRecord {
-        attendee_key: key,
+        attendee_key: key.clone(),
         phone: message.sender.phone().map(|p| p.as_str().to_string()),
         attendee: turn.attendee,
         inbound: TranscriptEntry {
@@ -237,16 +276,19 @@ pub async fn handle(
             text: message.text.clone(),
             message_id: message.message_id.clone(),
             intent: Some(turn.intent.clone()),
+            sessions: Vec::new(),
+            by: None,
         },
-        outbound: turn
-            .replies
+        outbound: replies
             .iter()
-            .map(|text| TranscriptEntry {
+            .map(|reply| TranscriptEntry {
                 at: now,
                 inbound: false,
-                text: text.clone(),
+                text: reply.text.clone(),
                 message_id: None,
                 intent: None,
+                sessions: reply.sessions.clone(),
+                by: None,
             })
             .collect(),
         effects: turn.effects,
@@ -277,21 +319,53 @@ pub async fn handle(
                 "message handled"
             );
             tracing::debug!(from = %message.sender.redacted(), body = %message.text, "message body");
+            // Numbered while the attendee's lock is held, so no other entry slips in between.
+            let n = match message.sender {
+                Sender::Web(_) => Some(state.store.transcript_len(&key)? - replies.len()),
+                _ => None,
+            };
             Ok(Outcome {
-                replies: turn.replies,
+                replies,
                 duplicate: false,
                 intent: turn.intent,
+                n,
             })
         }
     }
 }
 
 fn duplicate(stored: &str) -> Outcome {
+    // Records written before replies carried cards are a list of strings.
+    let replies = serde_json::from_str(stored).unwrap_or_else(|_| {
+        serde_json::from_str::<Vec<String>>(stored)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|text| Reply {
+                text,
+                sessions: Vec::new(),
+            })
+            .collect()
+    });
     Outcome {
-        replies: serde_json::from_str(stored).unwrap_or_default(),
+        replies,
         duplicate: true,
         intent: String::new(),
+        n: None,
     }
+}
+
+/// A button press that saves a session: the message is read as saving exactly that session.
+fn read_as_save(c: &mut Classification, session: &str) {
+    c.intent = "add_to_agenda".into();
+    c.action = Action::AddToAgenda;
+    c.confidence = 1.0;
+    c.language_known = false;
+    c.entities = vec![crate::intents::matcher::EntityMatch {
+        kind: "session".into(),
+        value: crate::intents::matcher::EntityValue::Text(session.into()),
+        text: String::new(),
+        tokens: 0..0,
+    }];
 }
 
 /// Twilio's own reading of STOP, START and HELP wins over ours.

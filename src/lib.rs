@@ -12,6 +12,7 @@ pub mod http;
 pub mod import;
 pub mod inbox;
 pub mod intents;
+pub mod limits;
 pub mod live_intents;
 pub mod outbound;
 pub mod routing;

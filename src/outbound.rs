@@ -254,14 +254,16 @@ pub async fn enqueue(
 }
 
 /// Sends `text` to an attendee by their channel, outside a conversation turn (an expert's reply, an
-/// expiry notice), and records it in their transcript. The one place that knows channels: SMS
-/// attendees (`sms:+1…`) get it through the outbox; the web chat will be another arm here.
+/// expiry notice), and records it in their transcript. `by` is the expert's name when an expert
+/// wrote it. SMS attendees (`sms:+1…`) get it through the outbox; web chat attendees read it from
+/// their transcript (and [`to_attendee_live`] pushes it to their open sockets).
 pub async fn to_attendee(
     store: &Store,
     wake: &Notify,
     attendee: &str,
     text: &str,
     reason: &str,
+    by: Option<&str>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     if let Some(phone) = attendee.strip_prefix("sms:") {
@@ -273,6 +275,8 @@ pub async fn to_attendee(
         text: text.to_string(),
         message_id: None,
         intent: None,
+        sessions: Vec::new(),
+        by: by.map(str::to_string),
     };
     store.append_transcript(attendee, &entry).await
 }
@@ -283,22 +287,31 @@ pub async fn to_attendee_live(
     attendee: &str,
     text: &str,
     reason: &str,
+    by: Option<&str>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    // The attendee's lock keeps transcript entries in order with their turns, so the numbers the
+    // web chat resumes by stay right.
+    let _turn = state.locks.lock(attendee).await;
     to_attendee(
         &state.store,
         &state.outbox_wake,
         attendee,
         text,
         reason,
+        by,
         now,
     )
     .await?;
     if attendee.starts_with("web:") {
         // Nobody connected is fine: the message is in the history for the next visit.
-        let _ = state
-            .web_push
-            .send((attendee.to_string(), text.to_string()));
+        let push = crate::state::WebPush {
+            to: attendee.to_string(),
+            n: state.store.transcript_len(attendee)?,
+            text: text.to_string(),
+            by: by.map(str::to_string),
+        };
+        let _ = state.web_push.send(push);
     }
     Ok(())
 }

@@ -22,6 +22,19 @@ use crate::intents::Diagnostic;
 use crate::live_intents::LiveIntents;
 use crate::store::{AgendaSource, ImportRecord, Store, StoreError, StoredAgenda};
 
+/// A message for a web chat conversation outside a turn (an expert's reply, a notice), for its
+/// open WebSockets.
+#[derive(Clone, Debug)]
+pub struct WebPush {
+    /// The conversation key (`web:…`).
+    pub to: String,
+    /// The message's number in the conversation.
+    pub n: usize,
+    pub text: String,
+    /// The expert's name when an expert wrote it.
+    pub by: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -33,11 +46,20 @@ pub struct AppState {
     /// The expert desk: routing of hand-offs.
     pub desk: Arc<crate::desk::Desk>,
     /// Messages for web chat attendees sent outside a turn (expert replies), for open WebSockets.
-    pub web_push: tokio::sync::broadcast::Sender<(String, String)>,
+    pub web_push: tokio::sync::broadcast::Sender<WebPush>,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The web chat's rate limits.
+    pub chat_limits: Arc<ChatLimits>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
+}
+
+/// The web chat's rate limiters (see `crate::http::chat`).
+#[derive(Debug)]
+pub struct ChatLimits {
+    pub per_conversation: crate::limits::RateLimiter,
+    pub per_address: crate::limits::RateLimiter,
 }
 
 /// What start-up did about the agenda, for the log.
@@ -105,7 +127,12 @@ impl AppState {
             LiveIntents::open(&config.intents_dir, &agenda, now).map_err(StateError::Intents)?;
         let desk = crate::desk::Desk::open(store.clone(), &config.routing_file, now)
             .map_err(StateError::Routing)?;
+        let chat_limits = ChatLimits {
+            per_conversation: crate::limits::RateLimiter::new(config.web.per_conversation, 100_000),
+            per_address: crate::limits::RateLimiter::new(config.web.per_address, 100_000),
+        };
         let state = AppState {
+            chat_limits: Arc::new(chat_limits),
             config: Arc::new(config),
             store,
             clock,

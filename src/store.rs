@@ -260,6 +260,12 @@ pub struct TranscriptEntry {
     pub message_id: Option<String>,
     /// For inbound messages: the intent it was read as.
     pub intent: Option<String>,
+    /// For web chat replies: the sessions shown as cards under the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// For messages an expert wrote: the expert's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Versioned for TranscriptEntry {
@@ -634,6 +640,16 @@ impl Store {
                 TranscriptEntry::decode(&bytes)
             })
             .collect()
+    }
+
+    /// How many entries an attendee's transcript has.
+    pub fn transcript_len(&self, attendee: &str) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in self.transcript.scan_prefix(transcript_prefix(attendee)) {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Writes everything one message changed in one transaction, then flushes. If the message was

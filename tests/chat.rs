@@ -12,8 +12,12 @@ use concierge::store::Store;
 use serde_json::{Value, json};
 
 async fn server() -> (String, AppState, tempfile::TempDir) {
+    server_with(RawConfig::default()).await
+}
+
+async fn server_with(raw: RawConfig) -> (String, AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RawConfig::default()
+    let mut config = raw
         .validate(Origin {
             file: None,
             env: vec![],
@@ -61,11 +65,24 @@ async fn a_web_conversation() {
     )
     .await;
     assert_eq!(status, 200, "{reply}");
-    let text = reply["replies"][0].as_str().unwrap();
-    // All seven sessions of the next slot at once: the web is not cut to SMS segments.
-    assert!(text.starts_with("Next up:\n1) 10:30 Main Stage"), "{text}");
-    assert!(text.contains("7) 10:30 Presidio Lab"), "{text}");
-    assert!(!text.contains("MORE"), "{text}");
+    let messages = reply["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{reply}");
+    assert_eq!(messages[0]["n"], 1);
+    assert_eq!(messages[0]["from"], "attendee");
+    assert_eq!(messages[0]["text"], "whats next?");
+    assert_eq!(messages[1]["n"], 2);
+    // The reply's own words, and all seven sessions of the next slot as cards (not numbered
+    // lines, and not cut to SMS segments).
+    assert_eq!(messages[1]["text"], "Next up:", "{reply}");
+    let cards = messages[1]["sessions"].as_array().unwrap();
+    assert_eq!(cards.len(), 7, "{reply}");
+    assert_eq!(cards[0]["room"], "Main Stage");
+    assert_eq!(cards[0]["time"], "10:30–11:15", "{}", cards[0]);
+    assert_eq!(cards[0]["time_zone"], "America/Los_Angeles");
+    assert_eq!(cards[0]["saved"], false);
+    assert_eq!(cards[6]["room"], "Presidio Lab");
+    assert_eq!(reply["state"], json!({"mode": "bot"}));
+    assert_eq!(reply["quick_replies"][0], "What's next?");
 
     // A retry of the same message id gets the same answer and does not run twice.
     let (_, again) = post(
@@ -74,20 +91,42 @@ async fn a_web_conversation() {
         json!({"token": token, "id": "m1", "text": "whats next?"}),
     )
     .await;
-    assert_eq!(again["replies"], reply["replies"]);
     assert_eq!(again["duplicate"], true);
+    assert_eq!(
+        again["messages"],
+        json!([]),
+        "a duplicate's messages are in the history"
+    );
     let (_, saved) = post(
         &base,
         "/chat/messages",
         json!({"token": token, "id": "m2", "text": "2"}),
     )
     .await;
+    let text = saved["messages"][1]["text"].as_str().unwrap();
     assert!(
-        saved["replies"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("Saved to your agenda: Scaling WebRTC")
+        text.starts_with("Saved to your agenda: Scaling WebRTC"),
+        "{text}"
     );
+    assert_eq!(saved["messages"][1]["sessions"][0]["saved"], true);
+    // The card's button saves by id, whatever the text says.
+    let third = cards[2]["id"].as_str().unwrap();
+    let (status, pressed) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "m2b", "text": "Add to my agenda", "save": third}),
+    )
+    .await;
+    assert_eq!(status, 200, "{pressed}");
+    assert_eq!(pressed["messages"][1]["sessions"][0]["id"], third);
+    assert_eq!(pressed["messages"][1]["sessions"][0]["saved"], true);
+    let (status, _) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "m2c", "text": "Add", "save": "no-such-session"}),
+    )
+    .await;
+    assert_eq!(status, 400);
 
     // History, to resume after a reload.
     let history: Value = reqwest::get(format!("{base}/chat/messages?token={token}"))
@@ -97,17 +136,22 @@ async fn a_web_conversation() {
         .await
         .unwrap();
     let messages = history["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 4);
+    assert_eq!(messages.len(), 6);
     assert_eq!(messages[0]["from"], "attendee");
     assert_eq!(messages[1]["from"], "concierge");
-    let later: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=3"))
+    assert_eq!(messages[1]["sessions"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        messages[1]["sessions"][1]["saved"], true,
+        "cards show what is saved now"
+    );
+    let later: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=5"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(later["messages"].as_array().unwrap().len(), 1);
-    assert_eq!(later["messages"][0]["n"], 4);
+    assert_eq!(later["messages"][0]["n"], 6);
 
     // Limits and garbage: 400s.
     let long = "a".repeat(1001);
@@ -130,11 +174,14 @@ async fn a_web_conversation() {
     )
     .await;
     assert!(
-        reply["replies"][0]
+        reply["messages"][1]["text"]
             .as_str()
             .unwrap()
             .contains("finding a video expert")
     );
+    assert_eq!(reply["state"]["mode"], "waiting", "{reply}");
+    assert_eq!(reply["state"]["position"], 1, "{reply}");
+    assert_eq!(reply["quick_replies"], json!(["Back to the bot"]));
     let key = concierge::http::chat::conversation_key(&token).unwrap();
     let task = state.store.attendee(&key).unwrap().handoff.unwrap();
     assert_eq!(state.desk.task(task).unwrap().channel, "web");
@@ -144,17 +191,21 @@ async fn a_web_conversation() {
         &key,
         "Hi, Nora here.",
         "expert",
+        Some("Nora"),
         state.clock.now(),
     )
     .await
     .unwrap();
-    let history: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=6"))
+    let history: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=8"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(history["messages"][0]["text"], "Hi, Nora here.");
+    assert_eq!(history["messages"][0]["from"], "expert");
+    assert_eq!(history["messages"][0]["by"], "Nora");
+    assert_eq!(history["messages"][0]["n"], 9);
     // Nothing was queued for SMS.
     assert!(
         state
@@ -215,7 +266,7 @@ async fn the_websocket_answers_resumes_and_pushes() {
     assert_eq!(reply["type"], "reply");
     assert_eq!(reply["id"], "w1");
     assert!(
-        reply["replies"][0]
+        reply["messages"][1]["text"]
             .as_str()
             .unwrap()
             .starts_with("Hi! I'm the Pacific Dev Summit 2026 concierge")
@@ -246,7 +297,7 @@ async fn the_websocket_answers_resumes_and_pushes() {
     )
     .await;
     assert!(
-        reply["replies"][0]
+        reply["messages"][1]["text"]
             .as_str()
             .unwrap()
             .contains("finding an expert"),
@@ -258,15 +309,17 @@ async fn the_websocket_answers_resumes_and_pushes() {
         &key,
         "Hello from an expert",
         "expert",
+        Some("Nora"),
         state.clock.now(),
     )
     .await
     .unwrap();
     let push = next_frame(&mut ws).await;
-    assert_eq!(
-        push,
-        json!({"type": "push", "text": "Hello from an expert"})
-    );
+    assert_eq!(push["type"], "push", "{push}");
+    assert_eq!(push["message"]["text"], "Hello from an expert");
+    assert_eq!(push["message"]["from"], "expert");
+    assert_eq!(push["message"]["n"], 5, "numbered after the four before it");
+    assert_eq!(push["state"]["mode"], "waiting");
 
     // A bad token is refused before the upgrade.
     let bad = tokio_tungstenite::connect_async(format!(
@@ -275,4 +328,109 @@ async fn the_websocket_answers_resumes_and_pushes() {
     ))
     .await;
     assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn rate_limits_per_conversation_and_per_address() {
+    let raw = RawConfig {
+        web: Some(concierge::config::RawWeb {
+            messages_per_minute: Some(1),
+            messages_burst: Some(3),
+            address_requests_per_minute: Some(1),
+            address_requests_burst: Some(12),
+        }),
+        ..RawConfig::default()
+    };
+    let (base, _state, _dir) = server_with(raw).await;
+    let (_, a) = post(&base, "/chat/sessions", json!({})).await;
+    let (_, b) = post(&base, "/chat/sessions", json!({})).await;
+    let (a, b) = (a["token"].as_str().unwrap(), b["token"].as_str().unwrap());
+    for i in 0..3 {
+        let (status, _) = post(
+            &base,
+            "/chat/messages",
+            json!({"token": a, "id": format!("a{i}"), "text": "hi"}),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let over = reqwest::Client::new()
+        .post(format!("{base}/chat/messages"))
+        .json(&json!({"token": a, "id": "a3", "text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 429);
+    let retry: u64 = over.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&retry), "{retry}");
+    // A retry of a message already answered is not refused; another conversation is unaffected.
+    let (status, again) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": a, "id": "a1", "text": "hi"}),
+    )
+    .await;
+    assert_eq!((status, &again["duplicate"]), (200, &json!(true)));
+    let (status, _) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": b, "id": "b0", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The address: 12 at once, counting everything above (2 sessions + 6 messages), then 429
+    // for new conversations from it too.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(post(&base, "/chat/sessions", json!({})).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}
+
+#[tokio::test]
+async fn quick_replies_are_read_as_they_say() {
+    let (base, state, _dir) = server().await;
+    let (_, session) = post(&base, "/chat/sessions", json!({})).await;
+    let token = session["token"].as_str().unwrap().to_string();
+    for (lang_hint, expected) in [
+        ("hello", ["next_session", "talk_to_expert", "my_agenda"]),
+        ("hola", ["next_session", "talk_to_expert", "my_agenda"]),
+    ] {
+        let (_, reply) = post(
+            &base,
+            "/chat/messages",
+            json!({"token": token, "id": format!("{lang_hint}-0"), "text": lang_hint}),
+        )
+        .await;
+        let buttons: Vec<String> = reply["quick_replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(buttons.len(), 3, "{reply}");
+        let matcher = state.intents.matcher();
+        for (button, intent) in buttons.iter().zip(expected) {
+            assert_eq!(&*matcher.classify(button).intent, intent, "{button}");
+        }
+    }
+    // Waiting for an expert: the one button leaves the queue.
+    let (_, reply) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "x", "text": "talk to an expert"}),
+    )
+    .await;
+    let leave = reply["quick_replies"][0].as_str().unwrap().to_string();
+    let (_, back) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "y", "text": leave}),
+    )
+    .await;
+    assert_eq!(back["state"]["mode"], "bot", "{back}");
 }

@@ -409,4 +409,24 @@ fn estimates_and_statistics() {
     assert_eq!(stats.queues[1].longest_wait_seconds, 390);
     // Waits until accepted in the last 15 minutes: 20 s and 40 s.
     assert_eq!(stats.average_wait_seconds_15m, Some(30.0));
+
+    // Where waiting tasks stand: task 4 first; newer ones behind it, in order.
+    board.add_task(
+        task(5, "video", "en", 0, "10:07:00"),
+        &routing,
+        t("10:07:00"),
+    );
+    board.add_task(
+        task(6, "video", "en", 0, "10:08:00"),
+        &routing,
+        t("10:08:00"),
+    );
+    let at = t("10:08:00");
+    let position = |id| board.standing(&routing, id, at).map(|e| e.position);
+    assert_eq!(position(4), Some(1));
+    assert_eq!(position(5), Some(2));
+    assert_eq!(position(6), Some(3));
+    assert_eq!(position(1), None, "a completed task is not waiting");
+    let wait = |id| board.standing(&routing, id, at).and_then(|e| e.minutes);
+    assert!(wait(6) > wait(5), "{:?} {:?}", wait(6), wait(5));
 }

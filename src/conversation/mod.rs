@@ -120,10 +120,21 @@ pub enum Effect {
 #[derive(Clone, Debug)]
 pub struct Turn {
     pub replies: Vec<String>,
+    /// The sessions the reply is about, for channels that can show them as cards (the web chat).
+    pub cards: Option<Cards>,
     pub effects: Vec<Effect>,
     pub attendee: Attendee,
     /// The intent the turn acted on (after follow-ups), for logs and metrics.
     pub intent: String,
+}
+
+/// A reply about sessions, in a form a richer channel can show: the reply's own words without
+/// the numbered lines, and the sessions those lines named, in order. SMS sends the full text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cards {
+    /// The reply without its list lines (the heading, a speaker's bio, a session's details).
+    pub text: String,
+    pub sessions: Vec<String>,
 }
 
 /// How the engine shapes its answers.
@@ -189,6 +200,7 @@ pub fn turn(
         lang,
         effects: Vec::new(),
         intent: c.intent.to_string(),
+        cards: None,
     };
     let reply = t.run();
     let replies = match reply {
@@ -197,6 +209,7 @@ pub fn turn(
     };
     Turn {
         replies,
+        cards: t.cards,
         effects: t.effects,
         attendee: t.next,
         intent: t.intent,
@@ -214,6 +227,7 @@ struct Engine<'a> {
     lang: Lang,
     effects: Vec<Effect>,
     intent: String,
+    cards: Option<Cards>,
 }
 
 impl Engine<'_> {
@@ -525,14 +539,31 @@ impl Engine<'_> {
         if sessions.is_empty() {
             return self.fill(intent, true, &[("scope", scope), ("count", "0")]);
         }
-        self.next.context.list = sessions.iter().map(|s| s.id.clone()).collect();
         let count = sessions.len().to_string();
         let heading = self.fill(intent, false, &[("scope", scope), ("count", &count)]);
+        self.show(&heading, &sessions);
         let mut out = heading;
         self.numbered(&mut out, &sessions);
         out.push('\n');
         out.push_str(&self.texts.save_hint(sessions.len()));
         out
+    }
+
+    /// Remembers `sessions` as the list "2" and "that one" refer to, and as the reply's cards.
+    fn show(&mut self, text: &str, sessions: &[&Session]) {
+        let ids: Vec<String> = sessions.iter().map(|s| s.id.clone()).collect();
+        self.next.context.list = ids.clone();
+        self.cards = Some(Cards {
+            text: text.to_string(),
+            sessions: ids,
+        });
+    }
+
+    /// One session's details, remembered as "that one".
+    fn detail(&mut self, s: &Session) -> String {
+        let text = render::session_detail(self.agenda, s, self.inbound.at, self.lang);
+        self.show(&text, &[s]);
+        text
     }
 
     /// Appends `sessions` as numbered lines.
@@ -570,12 +601,7 @@ impl Engine<'_> {
                 {
                     if let Some(id) = self.entity("session") {
                         if let Some(s) = self.agenda.session(id) {
-                            return render::session_detail(
-                                self.agenda,
-                                s,
-                                self.inbound.at,
-                                self.lang,
-                            );
+                            return self.detail(s);
                         }
                     }
                     return self.ask("speaker_info", "speaker");
@@ -592,6 +618,8 @@ impl Engine<'_> {
                         self.lang,
                     ));
                 }
+                let shown = &on[..on.len().min(self.settings.list_size)];
+                self.show(&out, shown);
                 self.next.context.list = on.iter().map(|s| s.id.clone()).collect();
                 return out;
             }
@@ -604,12 +632,12 @@ impl Engine<'_> {
             .iter()
             .filter_map(|id| self.agenda.session(id))
             .collect();
-        self.next.context.list = sessions.iter().map(|s| s.id.clone()).collect();
         let mut out = speaker.name.clone();
         if let Some(bio) = &speaker.bio {
             out.push_str(": ");
             out.push_str(bio);
         }
+        self.show(&out, &sessions);
         self.numbered(&mut out, &sessions);
         out
     }
@@ -617,8 +645,7 @@ impl Engine<'_> {
     fn where_is(&mut self, answer: Option<&str>) -> String {
         if let Some(id) = self.entity("session") {
             if let Some(s) = self.agenda.session(id) {
-                self.next.context.list = vec![s.id.clone()];
-                return render::session_detail(self.agenda, s, self.inbound.at, self.lang);
+                return self.detail(s);
             }
         }
         // A kind ("the keynote", "the workshop"): the one on now, else the next one.
@@ -635,8 +662,7 @@ impl Engine<'_> {
                 .next()
                 .or_else(|| self.agenda.next(now, &filter, 1).into_iter().next());
             if let Some(s) = found {
-                self.next.context.list = vec![s.id.clone()];
-                return render::session_detail(self.agenda, s, now, self.lang);
+                return self.detail(s);
             }
         }
         if let Some(room) = self.entity("room").and_then(|r| self.agenda.room(r)) {
@@ -644,13 +670,7 @@ impl Engine<'_> {
         }
         if let Some(text) = answer.or_else(|| self.entity("topic")) {
             if let Some(hit) = self.agenda.search(text, None, 1).into_iter().next() {
-                self.next.context.list = vec![hit.session.id.clone()];
-                return render::session_detail(
-                    self.agenda,
-                    hit.session,
-                    self.inbound.at,
-                    self.lang,
-                );
+                return self.detail(hit.session);
             }
         }
         self.ask("where_is", "session")
@@ -687,6 +707,10 @@ impl Engine<'_> {
         if let Some(clash) = self.overlap(session) {
             out.push_str(&format!(" {}", self.texts.overlaps(&clash.title)));
         }
+        self.cards = Some(Cards {
+            text: out.clone(),
+            sessions: vec![session.id.clone()],
+        });
         out
     }
 
@@ -717,9 +741,9 @@ impl Engine<'_> {
         if sessions.is_empty() {
             return self.fill("my_agenda", true, &[]);
         }
-        self.next.context.list = sessions.iter().map(|s| s.id.clone()).collect();
         let count = sessions.len().to_string();
         let mut out = self.fill("my_agenda", false, &[("count", &count)]);
+        self.show(&out, &sessions);
         for (i, s) in sessions.iter().enumerate() {
             out.push('\n');
             out.push_str(&render::line(

@@ -1,34 +1,62 @@
-//! The web chat's HTTP JSON transport (the page and its WebSocket come with the web chat issue).
+//! The web chat's transport: a JSON route and a WebSocket carrying the same exchange. The page at
+//! `/` (see [`super::pages`]) speaks the WebSocket and falls back to the JSON route.
 //!
 //! | route | what |
 //! |---|---|
 //! | `POST /chat/sessions` | a new conversation: `{"token": …}`, random and unguessable, kept by the browser |
-//! | `POST /chat/messages` | `{"token", "id", "text"}` → the bot's replies; the same `id` again gives the same replies |
-//! | `GET /chat/messages?token=…&after=N` | the conversation so far (entries after the Nth), to resume after a reload |
-//! | `GET /chat/ws?token=…` | a WebSocket with the same exchange, and expert messages pushed live |
+//! | `POST /chat/messages` | `{"token", "id", "text", "save"?}` → the exchange; the same `id` again gives the same replies |
+//! | `GET /chat/messages?token=…&after=N` | the conversation after its Nth message, and its state, to resume |
+//! | `GET /chat/ws?token=…` | a WebSocket with the same exchange, expert messages and queue changes pushed live |
 //!
-//! WebSocket protocol, JSON text frames:
-//! - client → `{"type": "message", "id": "m1", "text": "whats next"}`; server → `{"type": "reply",
-//!   "id": "m1", "replies": […], "duplicate": false}` (a resent id gets the same replies);
-//! - client → `{"type": "resume", "after": N}`; server → `{"type": "history", "messages": […]}`;
-//! - server → `{"type": "push", "text": …}` when an expert writes;
-//! - server → `{"type": "error", "message": …}` for a frame it cannot take (the socket stays open).
+//! Every message of a conversation has a number `n` (from 1, in order). A client keeps the highest
+//! `n` it has shown and resumes after it, so a reload or a dropped socket neither loses nor
+//! repeats a message. A message is `{"n", "at", "from": "attendee" | "concierge" | "expert",
+//! "text", "sessions": [card…], "by"?}`; a card is a session with its times (instants plus the
+//! conference's own clock and zone, so the page can add the browser's), room, track, speakers and
+//! whether the attendee saved it. `save` (a session id) is the card's "add to my agenda" button:
+//! the message is read as saving that session, whatever its text says.
 //!
-//! The conversation is keyed by a hash of the token, so the store never holds a usable token. The
-//! same engine as SMS answers (no segment limit). Expert messages appear in the history.
+//! The conversation's `state` comes with every answer: `{"mode": "bot"}`, `{"mode": "waiting",
+//! "position", "minutes"}` or `{"mode": "expert", "expert"}`, and `quick_replies` for it.
+//!
+//! WebSocket frames (JSON text):
+//! - client → `{"type": "message", "id", "text", "save"?}`; server → `{"type": "reply", "id",
+//!   "messages": […], "state", "quick_replies", "duplicate"}`;
+//! - client → `{"type": "resume", "after": N}`; server → `{"type": "history", "messages", "state",
+//!   "quick_replies"}`;
+//! - server → `{"type": "push", "message", "state", "quick_replies"}` when an expert or a notice
+//!   writes; `{"type": "state", …}` when the queue position changes; `{"type": "resync"}` when the
+//!   server lost track (resume); `{"type": "error", "message"}` for a frame it cannot take (the
+//!   socket stays open).
+//!
+//! Limits: messages of at most [`MAX_TEXT`] characters; a rate per conversation and per client
+//! address (`[web]` in the configuration; 429 with `Retry-After`). The conversation is keyed by a
+//! hash of the token, so the store never holds a usable token. Nothing here renders HTML: the page
+//! puts every string in as text.
 
-use axum::extract::{Query, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppError;
+use crate::agenda::{AgendaIndex, Session};
+use crate::conversation::Attendee;
 use crate::inbox::{self, Message, Sender};
+use crate::intents::Lang;
+use crate::routing::TaskStatus;
 use crate::state::AppState;
+use crate::store::TranscriptEntry;
 
 /// The longest message the chat accepts, in characters.
 pub const MAX_TEXT: usize = 1000;
+
+/// How often an open socket of a waiting attendee checks whether their place in the queue moved.
+const QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -54,7 +82,58 @@ fn key_of(token: &str) -> Result<String, AppError> {
     conversation_key(token).ok_or_else(|| AppError::BadRequest("token is not a chat token".into()))
 }
 
-async fn new_session() -> Result<Json<Value>, AppError> {
+/// The client's address, as the rate limit sees it: an IPv6 client by its /64, since one host
+/// gets a whole /64 to pick addresses from. Unknown (no socket info, as in in-process tests):
+/// one shared key.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr(match ip {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = v6.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+            None => "unknown".into(),
+        }))
+    }
+}
+
+fn retry_after(wait: jiff::SignedDuration) -> AppError {
+    AppError::TooManyRequests(wait.as_secs().max(0) as u64 + 1)
+}
+
+fn limit_address(state: &AppState, addr: &ClientAddr) -> Result<(), AppError> {
+    state
+        .chat_limits
+        .per_address
+        .check(&addr.0, state.clock.now())
+        .map_err(retry_after)
+}
+
+fn limit_conversation(state: &AppState, key: &str) -> Result<(), AppError> {
+    state
+        .chat_limits
+        .per_conversation
+        .check(key, state.clock.now())
+        .map_err(retry_after)
+}
+
+async fn new_session(
+    State(state): State<AppState>,
+    addr: ClientAddr,
+) -> Result<Json<Value>, AppError> {
+    limit_address(&state, &addr)?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|err| AppError::Internal(format!("no randomness: {err}")))?;
@@ -68,22 +147,37 @@ struct SendRequest {
     /// The browser's id for this message; a retry with the same id is answered, not re-run.
     id: String,
     text: String,
+    /// A session to save (the card's button).
+    #[serde(default)]
+    save: Option<String>,
 }
 
 async fn send(
     State(state): State<AppState>,
+    addr: ClientAddr,
     body: Result<Json<SendRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
+    limit_address(&state, &addr)?;
     let Json(request) = body.map_err(|err| AppError::BadRequest(err.body_text()))?;
     let key = key_of(&request.token)?;
-    Ok(Json(
-        exchange(&state, &key, &request.id, &request.text).await?,
-    ))
+    let outgoing = Outgoing {
+        id: request.id,
+        text: request.text,
+        save: request.save,
+    };
+    Ok(Json(exchange(&state, &key, outgoing).await?))
 }
 
-/// One message through the engine; the answer as the transport sends it.
-async fn exchange(state: &AppState, key: &str, id: &str, text: &str) -> Result<Value, AppError> {
-    let text = text.trim();
+/// A message from the browser, whichever transport carried it.
+struct Outgoing {
+    id: String,
+    text: String,
+    save: Option<String>,
+}
+
+/// One message through the engine; the answer as the transports send it.
+async fn exchange(state: &AppState, key: &str, m: Outgoing) -> Result<Value, AppError> {
+    let text = m.text.trim();
     if text.is_empty() {
         return Err(AppError::BadRequest("text is empty".into()));
     }
@@ -92,22 +186,64 @@ async fn exchange(state: &AppState, key: &str, id: &str, text: &str) -> Result<V
             "text is longer than {MAX_TEXT} characters"
         )));
     }
-    let id = id.trim();
+    let id = m.id.trim();
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::BadRequest("id must be 1 to 64 characters".into()));
+    }
+    if let Some(save) = &m.save {
+        if state.agenda().session(save).is_none() {
+            return Err(AppError::BadRequest(format!(
+                "there is no session {save:?} in the agenda"
+            )));
+        }
+    }
+    let idempotency_key = format!("{key}:{id}");
+    // A retry is answered even when the conversation is over its rate: it costs nothing.
+    if state
+        .store
+        .processed(&idempotency_key)
+        .map_err(internal)?
+        .is_none()
+    {
+        limit_conversation(state, key)?;
     }
     let message = Message {
         sender: Sender::Web(key.to_string()),
         text: text.to_string(),
         has_media: false,
         message_id: Some(id.to_string()),
-        idempotency_key: Some(format!("{key}:{id}")),
+        idempotency_key: Some(idempotency_key),
         opt_out_type: None,
+        save: m.save,
     };
-    let outcome = inbox::handle(state, message, state.clock.now())
-        .await
-        .map_err(|err| AppError::Internal(err.to_string()))?;
-    Ok(json!({ "replies": outcome.replies, "duplicate": outcome.duplicate }))
+    let now = state.clock.now();
+    let outcome = inbox::handle(state, message, now).await.map_err(internal)?;
+    let attendee = state.store.attendee(key).map_err(internal)?;
+    let agenda = state.agenda();
+    // A duplicate's messages are already numbered in the history; the client resumes for them.
+    let messages: Vec<Value> = match outcome.n {
+        Some(n) => std::iter::once(json!({
+            "n": n, "at": now, "from": "attendee", "text": text, "sessions": [],
+        }))
+        .chain(outcome.replies.iter().enumerate().map(|(i, r)| {
+            json!({
+                "n": n + 1 + i,
+                "at": now,
+                "from": "concierge",
+                "text": r.text,
+                "sessions": cards(&agenda, &r.sessions, &attendee),
+            })
+        }))
+        .collect(),
+        None => Vec::new(),
+    };
+    let mut answer = json!({ "messages": messages, "duplicate": outcome.duplicate });
+    add_state(state, &attendee, &mut answer);
+    Ok(answer)
+}
+
+fn internal(err: impl std::fmt::Display) -> AppError {
+    AppError::Internal(err.to_string())
 }
 
 #[derive(Deserialize)]
@@ -119,26 +255,127 @@ struct HistoryQuery {
 
 async fn history(
     State(state): State<AppState>,
+    addr: ClientAddr,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Value>, AppError> {
+    limit_address(&state, &addr)?;
     let key = key_of(&q.token)?;
-    Ok(Json(
-        json!({ "messages": messages_after(&state, &key, q.after)? }),
-    ))
+    Ok(Json(resume(&state, &key, q.after)?))
 }
 
-/// The conversation's messages after the `after`th, numbered from 1.
-fn messages_after(state: &AppState, key: &str, after: usize) -> Result<Vec<Value>, AppError> {
-    let entries = state
-        .store
-        .transcript(key)
-        .map_err(|err| AppError::Internal(err.to_string()))?;
-    Ok(entries
+/// The conversation after its `after`th message, with its state.
+fn resume(state: &AppState, key: &str, after: usize) -> Result<Value, AppError> {
+    let entries = state.store.transcript(key).map_err(internal)?;
+    let attendee = state.store.attendee(key).map_err(internal)?;
+    let agenda = state.agenda();
+    let messages: Vec<Value> = entries
         .iter()
         .enumerate()
         .skip(after)
-        .map(|(i, e)| json!({ "n": i + 1, "at": e.at, "from": if e.inbound { "attendee" } else { "concierge" }, "text": e.text }))
-        .collect())
+        .map(|(i, e)| message_view(&agenda, &attendee, i + 1, e))
+        .collect();
+    let mut answer = json!({ "messages": messages });
+    add_state(state, &attendee, &mut answer);
+    Ok(answer)
+}
+
+/// One transcript entry as the page shows it.
+fn message_view(agenda: &AgendaIndex, attendee: &Attendee, n: usize, e: &TranscriptEntry) -> Value {
+    let from = match (e.inbound, &e.by) {
+        (true, _) => "attendee",
+        (false, Some(_)) => "expert",
+        (false, None) => "concierge",
+    };
+    let mut v = json!({
+        "n": n,
+        "at": e.at,
+        "from": from,
+        "text": e.text,
+        "sessions": cards(agenda, &e.sessions, attendee),
+    });
+    if let Some(by) = &e.by {
+        v["by"] = json!(by);
+    }
+    v
+}
+
+/// Session cards for the ids still in the agenda.
+fn cards(agenda: &AgendaIndex, ids: &[String], attendee: &Attendee) -> Vec<Value> {
+    ids.iter()
+        .filter_map(|id| agenda.session(id))
+        .map(|s| card(agenda, s, attendee.saved.contains(&s.id)))
+        .collect()
+}
+
+/// One session as a card: the page shows the conference clock, and the browser's own when the
+/// browser is elsewhere.
+pub fn card(agenda: &AgendaIndex, s: &Session, saved: bool) -> Value {
+    let zone = &agenda.agenda().conference.time_zone;
+    let (start, end) = (zone.at(s.start), zone.at(s.end));
+    let speakers: Vec<&str> = agenda.speakers_of(s).map(|p| p.name.as_str()).collect();
+    json!({
+        "id": s.id,
+        "title": s.title,
+        "start": s.start,
+        "end": s.end,
+        "time_zone": zone.name(),
+        "day": start.strftime("%a %-d %b").to_string(),
+        "time": format!("{}–{}", start.strftime("%H:%M"), end.strftime("%H:%M")),
+        "room": s.room,
+        "track": s.track,
+        "kind": s.kind.as_str(),
+        "speakers": speakers,
+        "url": s.url,
+        "saved": saved,
+    })
+}
+
+/// Adds the conversation's `state` and its `quick_replies` to an answer.
+fn add_state(state: &AppState, attendee: &Attendee, answer: &mut Value) {
+    let view = conversation_state(state, attendee);
+    let lang = attendee.language.unwrap_or(Lang::En);
+    answer["quick_replies"] = json!(quick_replies(&view, lang));
+    answer["state"] = view;
+}
+
+/// Where the conversation is: with the bot, waiting for an expert, or with one.
+fn conversation_state(state: &AppState, attendee: &Attendee) -> Value {
+    let Some(task) = attendee.handoff.and_then(|id| state.desk.task(id)) else {
+        return json!({ "mode": "bot" });
+    };
+    match task.status {
+        TaskStatus::Pending | TaskStatus::Reserved => {
+            let standing = state.desk.standing(task.id, state.clock.now());
+            json!({
+                "mode": "waiting",
+                "position": standing.as_ref().map(|e| e.position),
+                "minutes": standing.and_then(|e| e.minutes),
+            })
+        }
+        TaskStatus::Assigned | TaskStatus::Wrapping => {
+            let name = task.expert.as_deref().map(|id| {
+                state
+                    .desk
+                    .experts()
+                    .into_iter()
+                    .find(|e| e.id == id)
+                    .map_or_else(|| id.to_string(), |e| e.name)
+            });
+            json!({ "mode": "expert", "expert": name })
+        }
+        TaskStatus::Completed | TaskStatus::Canceled => json!({ "mode": "bot" }),
+    }
+}
+
+/// The buttons under the conversation: each sends its text as a message, which the shipped
+/// intents read as the button says.
+fn quick_replies(view: &Value, lang: Lang) -> Vec<&'static str> {
+    match (view["mode"].as_str(), lang) {
+        (Some("bot"), Lang::Es) => vec!["¿Qué sigue?", "Hablar con un experto", "Mi agenda"],
+        (Some("bot"), _) => vec!["What's next?", "Talk to an expert", "My agenda"],
+        (_, Lang::Es) => vec!["Volver al bot"],
+        (_, _) => vec!["Back to the bot"],
+    }
 }
 
 #[derive(Deserialize)]
@@ -149,25 +386,38 @@ struct WsQuery {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Frame {
-    Message { id: String, text: String },
-    Resume { after: usize },
+    Message {
+        id: String,
+        text: String,
+        #[serde(default)]
+        save: Option<String>,
+    },
+    Resume {
+        after: usize,
+    },
 }
 
 async fn websocket(
     State(state): State<AppState>,
+    addr: ClientAddr,
     Query(q): Query<WsQuery>,
     upgrade: axum::extract::ws::WebSocketUpgrade,
 ) -> Result<axum::response::Response, AppError> {
+    limit_address(&state, &addr)?;
     let key = key_of(&q.token)?;
     Ok(upgrade
         .max_message_size(16 * 1024)
         .on_upgrade(move |socket| serve_socket(state, key, socket)))
 }
 
-/// One browser's socket: frames in, answers and pushes out, until either side closes.
+/// One browser's socket: frames in, answers and pushes out, until either side closes. While the
+/// attendee waits for an expert, their place in the queue is sent whenever it changes.
 async fn serve_socket(state: AppState, key: String, mut socket: axum::extract::ws::WebSocket) {
     use axum::extract::ws::Message as Ws;
     let mut pushes = state.web_push.subscribe();
+    let mut poll = tokio::time::interval(QUEUE_POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_state = Value::Null;
     loop {
         let out = tokio::select! {
             frame = socket.recv() => match frame {
@@ -176,23 +426,58 @@ async fn serve_socket(state: AppState, key: String, mut socket: axum::extract::w
                 Some(Ok(_)) => None,
             },
             push = pushes.recv() => match push {
-                Ok((to, text)) if to == key => Some(json!({ "type": "push", "text": text })),
+                Ok(push) if push.to == key => Some(pushed(&state, &key, push)),
                 Ok(_) => None,
                 // Missed pushes are in the history; tell the page to resume.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(json!({ "type": "resync" })),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
-        };
-        if let Some(value) = out {
-            if socket
-                .send(Ws::Text(value.to_string().into()))
-                .await
-                .is_err()
-            {
-                break;
+            _ = poll.tick() => {
+                match state.store.attendee(&key) {
+                    Ok(a) if a.handoff.is_some() || last_state.get("mode").is_some_and(|m| m != "bot") => {
+                        let mut v = json!({ "type": "state" });
+                        add_state(&state, &a, &mut v);
+                        Some(v)
+                    }
+                    _ => None,
+                }
             }
+        };
+        let Some(value) = out else { continue };
+        if let Some(s) = value.get("state") {
+            if value["type"] == "state" && *s == last_state {
+                continue;
+            }
+            last_state = s.clone();
+        }
+        if socket
+            .send(Ws::Text(value.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
         }
     }
+}
+
+/// A push frame for this socket's conversation.
+fn pushed(state: &AppState, key: &str, push: crate::state::WebPush) -> Value {
+    let entry = TranscriptEntry {
+        at: state.clock.now(),
+        inbound: false,
+        text: push.text,
+        message_id: None,
+        intent: None,
+        sessions: Vec::new(),
+        by: push.by,
+    };
+    let attendee = state.store.attendee(key).unwrap_or_default();
+    let mut v = json!({
+        "type": "push",
+        "message": message_view(&state.agenda(), &attendee, push.n, &entry),
+    });
+    add_state(state, &attendee, &mut v);
+    v
 }
 
 async fn answer(state: &AppState, key: &str, text: &str) -> Value {
@@ -203,14 +488,22 @@ async fn answer(state: &AppState, key: &str, text: &str) -> Value {
         }
     };
     let result = match frame {
-        Frame::Message { id, text } => exchange(state, key, &id, &text).await.map(|mut v| {
-            v["type"] = json!("reply");
-            v["id"] = json!(id);
+        Frame::Message { id, text, save } => {
+            let m = Outgoing {
+                id: id.clone(),
+                text,
+                save,
+            };
+            exchange(state, key, m).await.map(|mut v| {
+                v["type"] = json!("reply");
+                v["id"] = json!(id);
+                v
+            })
+        }
+        Frame::Resume { after } => resume(state, key, after).map(|mut v| {
+            v["type"] = json!("history");
             v
         }),
-        Frame::Resume { after } => {
-            messages_after(state, key, after).map(|m| json!({ "type": "history", "messages": m }))
-        }
     };
     result.unwrap_or_else(|err| json!({ "type": "error", "message": err.message() }))
 }

@@ -165,10 +165,27 @@ async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
 }
 
 /// Sends a message to a task's attendee by their channel, and records it in the transcript.
-async fn tell_attendee(state: &AppState, attendee: &str, text: &str) -> Result<(), AppError> {
-    crate::outbound::to_attendee_live(state, attendee, text, "expert", state.clock.now())
+/// `by`: the expert's name for what an expert wrote; `None` for concierge's own notices.
+async fn tell_attendee(
+    state: &AppState,
+    attendee: &str,
+    text: &str,
+    by: Option<&str>,
+) -> Result<(), AppError> {
+    let reason = if by.is_some() { "expert" } else { "notice" };
+    crate::outbound::to_attendee_live(state, attendee, text, reason, by, state.clock.now())
         .await
         .map_err(|err| AppError::Internal(err.to_string()))
+}
+
+/// The expert's display name.
+fn name_of(state: &AppState, id: &str) -> String {
+    state
+        .desk
+        .experts()
+        .into_iter()
+        .find(|e| e.id == id)
+        .map_or_else(|| id.to_string(), |e| e.name)
 }
 
 async fn accept(
@@ -182,14 +199,8 @@ async fn accept(
         .await
         .map_err(desk_error)?;
     let t = state.desk.task(task).ok_or(AppError::NotFound)?;
-    let name = state
-        .desk
-        .experts()
-        .into_iter()
-        .find(|e| e.id == id)
-        .map_or(id.clone(), |e| e.name);
-    let hello = texts(&t.language).expert_joined(&name);
-    tell_attendee(&state, &t.attendee, &hello).await?;
+    let hello = texts(&t.language).expert_joined(&name_of(&state, &id));
+    tell_attendee(&state, &t.attendee, &hello, None).await?;
     Ok(Json(json!(t)))
 }
 
@@ -232,7 +243,7 @@ async fn message(
             "task {task} is not a conversation of yours"
         )));
     }
-    tell_attendee(&state, &t.attendee, text).await?;
+    tell_attendee(&state, &t.attendee, text, Some(&name_of(&state, &id))).await?;
     Ok(Json(json!({ "sent": true })))
 }
 
@@ -303,7 +314,7 @@ async fn complete(
         None => None,
     };
     let bye = texts(&t.language).expert_done();
-    tell_attendee(&state, &t.attendee, bye).await?;
+    tell_attendee(&state, &t.attendee, bye, None).await?;
     Ok(Json(json!({ "completed": task, "lead": lead })))
 }
 

@@ -68,7 +68,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    axum::serve(listener, app(state))
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     if let Err(err) = store.flush().await {
@@ -169,6 +170,8 @@ pub enum AppError {
     UnsupportedMediaType(String),
     /// The request conflicts with the current state (accepting a task not offered to you).
     Conflict(String),
+    /// Too many requests; try again after this many seconds.
+    TooManyRequests(u64),
     /// Something on our side failed. The detail is logged, never sent.
     Internal(String),
 }
@@ -183,6 +186,9 @@ impl AppError {
             | AppError::UnsupportedMediaType(m)
             | AppError::Conflict(m) => m.clone(),
             AppError::Unauthorized => "missing bearer token".into(),
+            AppError::TooManyRequests(secs) => {
+                format!("too many requests; try again in {secs} s")
+            }
             AppError::Unprocessable(v) => {
                 v["error"].as_str().unwrap_or("cannot be done").to_string()
             }
@@ -204,6 +210,7 @@ impl IntoResponse for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         match self {
@@ -214,6 +221,12 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             AppError::Unprocessable(body) => (status, Json(body)).into_response(),
+            AppError::TooManyRequests(secs) => (
+                status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                Json(json!({ "error": self.message() })),
+            )
+                .into_response(),
             other => (status, Json(json!({ "error": other.message() }))).into_response(),
         }
     }

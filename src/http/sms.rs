@@ -126,11 +126,12 @@ async fn inbound(
         message_id: message_sid,
         idempotency_key: Some(idempotency_key),
         opt_out_type: form::get(&params, "OptOutType").map(str::to_string),
+        save: None,
     };
     let outcome = inbox::handle(&state, message, state.clock.now())
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
-    Ok(xml(twiml::response(&outcome.replies)))
+    Ok(xml(twiml::response(&outcome.texts())))
 }
 
 async fn status(

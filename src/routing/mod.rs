@@ -777,6 +777,48 @@ impl Board {
             .filter(|(b, _)| b.1.as_deref() == skill && b.2 == language)
             .map(|(_, set)| set.len())
             .sum();
+        self.wait(routing, skill, language, ahead, now)
+    }
+
+    /// Where a waiting task stands now: the tasks for the same skill and language with a better
+    /// place (higher priority, then older), and the wait that gives. Position 1 and no wait for
+    /// a task on offer; `None` for a task that is not waiting.
+    pub fn standing(&self, routing: &Routing, task: u64, now: Timestamp) -> Option<Estimate> {
+        let t = self.tasks.get(&task)?;
+        match t.status {
+            TaskStatus::Reserved => Some(Estimate {
+                position: 1,
+                minutes: Some(0),
+                experts_online: 1,
+            }),
+            TaskStatus::Pending => {
+                let target = &routing.targets[t.target.min(routing.targets.len() - 1)];
+                let mine = (
+                    Reverse(target.priority.unwrap_or(t.priority)),
+                    t.created,
+                    t.id,
+                );
+                let ahead: usize = self
+                    .pending
+                    .iter()
+                    .filter(|(b, _)| b.1 == t.skill && b.2 == t.language)
+                    .map(|(_, set)| set.range(..mine).count())
+                    .sum();
+                Some(self.wait(routing, t.skill.as_deref(), &t.language, ahead, now))
+            }
+            _ => None,
+        }
+    }
+
+    /// The estimate for a task with `ahead` tasks before it.
+    fn wait(
+        &self,
+        routing: &Routing,
+        skill: Option<&str>,
+        language: &str,
+        ahead: usize,
+        now: Timestamp,
+    ) -> Estimate {
         let queue = &routing.queues[routing.targets[0].queue].expr;
         let online: Vec<&Expert> = self
             .experts
