@@ -396,7 +396,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
     spawn_reloaders(&state);
     spawn_outbox(&state)?;
     tokio::spawn(crate::desk::run(state.clone(), Duration::from_secs(1)));
-    tokio::spawn(crate::inbox::expire_idempotency(
+    tokio::spawn(crate::inbox::expire_records(
         state.clone(),
         Duration::from_secs(600),
     ));

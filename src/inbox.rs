@@ -21,9 +21,9 @@ use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
 /// a day leaves room for a replay by hand from its error log.
 pub const IDEMPOTENCY_TTL: SignedDuration = SignedDuration::from_hours(24);
 
-/// Forgets processed-message records older than [`IDEMPOTENCY_TTL`], every `every`. Runs until
-/// the task is dropped.
-pub async fn expire_idempotency(state: AppState, every: std::time::Duration) {
+/// Forgets processed-message records older than [`IDEMPOTENCY_TTL`] and intent log entries older
+/// than [`crate::store::INTENT_LOG_TTL`], every `every`. Runs until the task is dropped.
+pub async fn expire_records(state: AppState, every: std::time::Duration) {
     loop {
         tokio::time::sleep(every).await;
         let before = state
@@ -35,6 +35,16 @@ pub async fn expire_idempotency(state: AppState, every: std::time::Duration) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "expired idempotency records"),
             Err(err) => tracing::warn!(error = %err, "expiring idempotency records failed"),
+        }
+        let before = state
+            .clock
+            .now()
+            .checked_sub(crate::store::INTENT_LOG_TTL)
+            .unwrap_or(Timestamp::MIN);
+        match state.store.expire_intent_log(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "expired intent log entries"),
+            Err(err) => tracing::warn!(error = %err, "expiring the intent log failed"),
         }
     }
 }
@@ -295,6 +305,11 @@ pub async fn handle(
         idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
         tasks: new_tasks.clone(),
         opt_out_reason: message.text.trim().chars().take(32).collect(),
+        log: crate::store::IntentEvent {
+            intent: turn.intent.clone(),
+            unmatched: (turn.intent == crate::intents::FALLBACK)
+                .then(|| message.text.trim().chars().take(160).collect()),
+        },
     };
     match state.store.commit_turn(record, now).await? {
         Committed::Duplicate(earlier) => Ok(duplicate(&earlier)),

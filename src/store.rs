@@ -64,7 +64,13 @@ pub mod trees {
     pub const TASKS: &str = "tasks";
     pub const EXPERT_TOKENS: &str = "expert_tokens";
     pub const LEADS: &str = "leads";
+    /// What each message was read as, by time: hits per intent and the operator's list of
+    /// messages nothing matched. Kept for [`super::INTENT_LOG_TTL`].
+    pub const INTENT_LOG: &str = "intent_log";
 }
+
+/// How long the intent log keeps a message's reading.
+pub const INTENT_LOG_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
 
 const SCHEMA_KEY: &[u8] = b"schema";
 const AGENDA_KEY: &[u8] = b"agenda";
@@ -341,6 +347,48 @@ pub struct TurnRecord {
     pub tasks: Vec<Task>,
     /// Why an opt-out happened, when one did.
     pub opt_out_reason: String,
+    /// The message's reading, for the operator's statistics.
+    pub log: IntentEvent,
+}
+
+/// One message's reading, in the intent log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntentEvent {
+    pub intent: String,
+    /// For messages nothing matched: the message (at most 160 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched: Option<String>,
+}
+
+impl Versioned for IntentEvent {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "an intent log entry";
+}
+
+/// What the intent log says about a period: hits per intent (most first) and the messages that
+/// fell to fallback, grouped by their folded text, most frequent first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IntentReport {
+    pub messages: u64,
+    pub hits: Vec<(String, u64)>,
+    pub unmatched: Vec<Unmatched>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Unmatched {
+    /// The most recent wording.
+    pub text: String,
+    pub count: u64,
+    pub last: Timestamp,
+}
+
+/// The intent log key: the time (microseconds, big-endian, so keys sort by time) and a unique id.
+fn intent_log_key(at: Timestamp, id: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let micros = u64::try_from(at.as_microsecond()).unwrap_or(0);
+    key[..8].copy_from_slice(&micros.to_be_bytes());
+    key[8..].copy_from_slice(&id.to_be_bytes());
+    key
 }
 
 /// What [`Store::commit_turn`] did.
@@ -426,6 +474,7 @@ pub struct Store {
     tasks: sled::Tree,
     expert_tokens: sled::Tree,
     leads: sled::Tree,
+    intent_log: sled::Tree,
 }
 
 /// The key of an expert token: its SHA-256, so a stolen database holds no usable tokens.
@@ -512,6 +561,7 @@ impl Store {
             tasks: db.open_tree(trees::TASKS)?,
             expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
             leads: db.open_tree(trees::LEADS)?,
+            intent_log: db.open_tree(trees::INTENT_LOG)?,
             db,
             meta,
             imports,
@@ -663,6 +713,8 @@ impl Store {
         for _ in 0..record.outbound.len() + 1 {
             ids.push(self.db.generate_id()?);
         }
+        let log_key = intent_log_key(now, ids[0]);
+        let log = record.log.encode()?;
         let attendee_bytes = record.attendee.encode()?;
         let prefix = transcript_prefix(&record.attendee_key);
         let mut entries = Vec::with_capacity(ids.len());
@@ -701,36 +753,40 @@ impl Store {
             &self.transcript,
             &self.opt_outs,
             &self.tasks,
+            &self.intent_log,
         )
-            .transaction(|(idem, attendees, transcript, opt_outs, task_tree)| {
-                if let Some((key, bytes)) = &processed {
-                    if let Some(earlier) = idem.get(key.as_bytes())? {
-                        return sled::transaction::abort(earlier.to_vec());
+            .transaction(
+                |(idem, attendees, transcript, opt_outs, task_tree, log_tree)| {
+                    if let Some((key, bytes)) = &processed {
+                        if let Some(earlier) = idem.get(key.as_bytes())? {
+                            return sled::transaction::abort(earlier.to_vec());
+                        }
+                        idem.insert(key.as_bytes(), bytes.as_slice())?;
                     }
-                    idem.insert(key.as_bytes(), bytes.as_slice())?;
-                }
-                attendees.insert(record.attendee_key.as_bytes(), attendee_bytes.as_slice())?;
-                for (key, bytes) in &entries {
-                    transcript.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                if let Some(phone) = &record.phone {
-                    for effect in &record.effects {
-                        match effect {
-                            Effect::OptOut => {
-                                opt_outs.insert(phone.as_bytes(), opt_out.as_slice())?;
+                    attendees.insert(record.attendee_key.as_bytes(), attendee_bytes.as_slice())?;
+                    for (key, bytes) in &entries {
+                        transcript.insert(key.as_slice(), bytes.as_slice())?;
+                    }
+                    if let Some(phone) = &record.phone {
+                        for effect in &record.effects {
+                            match effect {
+                                Effect::OptOut => {
+                                    opt_outs.insert(phone.as_bytes(), opt_out.as_slice())?;
+                                }
+                                Effect::OptIn => {
+                                    opt_outs.remove(phone.as_bytes())?;
+                                }
+                                _ => {}
                             }
-                            Effect::OptIn => {
-                                opt_outs.remove(phone.as_bytes())?;
-                            }
-                            _ => {}
                         }
                     }
-                }
-                for (key, bytes) in &tasks {
-                    task_tree.insert(&key[..], bytes.as_slice())?;
-                }
-                Ok(())
-            });
+                    for (key, bytes) in &tasks {
+                        task_tree.insert(&key[..], bytes.as_slice())?;
+                    }
+                    log_tree.insert(&log_key[..], log.as_slice())?;
+                    Ok(())
+                },
+            );
         match result {
             Ok(()) => {
                 self.db.flush_async().await?;
@@ -812,6 +868,61 @@ impl Store {
                 self.idempotency.remove(key)?;
                 removed += 1;
             }
+        }
+        Ok(removed)
+    }
+
+    /// Hits per intent and the unmatched messages from `since` on; the `top` most frequent
+    /// unmatched messages.
+    pub fn intent_report(&self, since: Timestamp, top: usize) -> Result<IntentReport, StoreError> {
+        let mut report = IntentReport::default();
+        let mut hits: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut unmatched: std::collections::HashMap<String, Unmatched> =
+            std::collections::HashMap::new();
+        for entry in self.intent_log.range(intent_log_key(since, 0)..) {
+            let (key, bytes) = entry?;
+            let event = IntentEvent::decode(&bytes)?;
+            report.messages += 1;
+            *hits.entry(event.intent).or_default() += 1;
+            if let Some(text) = event.unmatched {
+                let micros = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+                let at = Timestamp::from_microsecond(micros as i64).unwrap_or(since);
+                let group = crate::text::fold(text.trim())
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_string();
+                let u = unmatched.entry(group).or_insert(Unmatched {
+                    text: text.clone(),
+                    count: 0,
+                    last: at,
+                });
+                u.count += 1;
+                if at >= u.last {
+                    u.last = at;
+                    u.text = text;
+                }
+            }
+        }
+        report.hits = hits.into_iter().collect();
+        report
+            .hits
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut unmatched: Vec<Unmatched> = unmatched.into_values().collect();
+        unmatched.sort_by(|a, b| b.count.cmp(&a.count).then(b.last.cmp(&a.last)));
+        unmatched.truncate(top);
+        report.unmatched = unmatched;
+        Ok(report)
+    }
+
+    /// Forgets intent log entries before `before`; returns how many.
+    pub fn expire_intent_log(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.intent_log.range(..intent_log_key(before, 0)) {
+            let (key, _) = entry?;
+            self.intent_log.remove(key)?;
+            removed += 1;
         }
         Ok(removed)
     }

@@ -26,8 +26,8 @@
 //!   "quick_replies"}`;
 //! - server → `{"type": "push", "message", "state", "quick_replies"}` when an expert or a notice
 //!   writes; `{"type": "state", …}` when the queue position changes; `{"type": "resync"}` when the
-//!   server lost track (resume); `{"type": "error", "message"}` for a frame it cannot take (the
-//!   socket stays open).
+//!   server lost track (resume); `{"type": "error", "id"?, "message"}` for a frame it cannot take
+//!   (with the message's id when it was a message; the socket stays open).
 //!
 //! Limits: messages of at most [`MAX_TEXT`] characters; a rate per conversation and per client
 //! address (`[web]` in the configuration; 429 with `Retry-After`). The conversation is keyed by a
@@ -487,23 +487,29 @@ async fn answer(state: &AppState, key: &str, text: &str) -> Value {
             return json!({ "type": "error", "message": format!("not a frame this server takes: {err}") });
         }
     };
-    let result = match frame {
+    match frame {
         Frame::Message { id, text, save } => {
             let m = Outgoing {
                 id: id.clone(),
                 text,
                 save,
             };
-            exchange(state, key, m).await.map(|mut v| {
-                v["type"] = json!("reply");
-                v["id"] = json!(id);
-                v
-            })
+            match exchange(state, key, m).await {
+                Ok(mut v) => {
+                    v["type"] = json!("reply");
+                    v["id"] = json!(id);
+                    v
+                }
+                // The id tells the page which message was not taken.
+                Err(err) => json!({ "type": "error", "id": id, "message": err.message() }),
+            }
         }
-        Frame::Resume { after } => resume(state, key, after).map(|mut v| {
-            v["type"] = json!("history");
-            v
-        }),
-    };
-    result.unwrap_or_else(|err| json!({ "type": "error", "message": err.message() }))
+        Frame::Resume { after } => match resume(state, key, after) {
+            Ok(mut v) => {
+                v["type"] = json!("history");
+                v
+            }
+            Err(err) => json!({ "type": "error", "message": err.message() }),
+        },
+    }
 }

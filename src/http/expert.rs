@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /expert/me` | the expert, their offers and their conversations |
 //! | `PUT /expert/status` | `{"status": "available" \| "busy" \| "offline"}` |
+//! | `GET /expert/tasks/{id}` | an offered or own conversation: the task and the attendee's history with the bot |
 //! | `POST /expert/tasks/{id}/accept` | take an offered conversation; the attendee is told who it is |
 //! | `POST /expert/tasks/{id}/reject` | pass; it goes to someone else |
 //! | `POST /expert/tasks/{id}/messages` | `{"text": …}` to the attendee (through the outbox) |
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/expert/status", put(set_status))
         .route("/expert/queue", get(queue))
         .route("/expert/events", get(events))
+        .route("/expert/tasks/{id}", get(task_detail))
         .route("/expert/tasks/{id}/accept", post(accept))
         .route("/expert/tasks/{id}/reject", post(reject))
         .route("/expert/tasks/{id}/messages", post(message))
@@ -99,13 +101,15 @@ async fn me(
         .find(|e| e.id == id)
         .ok_or(AppError::NotFound)?;
     let tasks = state.desk.tasks_of(&id);
-    let offers: Vec<_> = tasks
+    let offers: Vec<Value> = tasks
         .iter()
         .filter(|t| t.status == TaskStatus::Reserved)
+        .map(task_view)
         .collect();
-    let active: Vec<_> = tasks
+    let active: Vec<Value> = tasks
         .iter()
         .filter(|t| matches!(t.status, TaskStatus::Assigned | TaskStatus::Wrapping))
+        .map(task_view)
         .collect();
     Ok(Json(
         json!({ "expert": expert, "offers": offers, "conversations": active }),
@@ -164,6 +168,77 @@ async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.desk.stats(state.clock.now())))
 }
 
+/// A task offered to or assigned to this expert, with the attendee's conversation so far (what
+/// they asked the bot, the question that was handed off, what was said since). The attendee is
+/// shown by channel and a redacted number, never the whole number.
+async fn task_detail(
+    ExpertAuth(id): ExpertAuth,
+    State(state): State<AppState>,
+    Path(task): Path<u64>,
+) -> Result<Json<Value>, AppError> {
+    let t = state.desk.task(task).ok_or(AppError::NotFound)?;
+    let offered = t.reservation.as_ref().is_some_and(|r| r.expert == id);
+    let mine = t.expert.as_deref() == Some(id.as_str());
+    if !(offered || mine) {
+        return Err(AppError::Forbidden(format!(
+            "task {task} is not offered to you or yours"
+        )));
+    }
+    let transcript = state
+        .store
+        .transcript(&t.attendee)
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    let agenda = state.agenda();
+    let history: Vec<Value> = transcript
+        .iter()
+        .map(|e| {
+            let mut text = e.text.clone();
+            // Cards the attendee saw in the web chat, as lines.
+            for (i, s) in e
+                .sessions
+                .iter()
+                .filter_map(|id| agenda.session(id))
+                .enumerate()
+            {
+                text.push('\n');
+                text.push_str(&crate::conversation::render::line(
+                    &agenda,
+                    s,
+                    i + 1,
+                    e.at,
+                    crate::intents::Lang::parse(&t.language).unwrap_or(crate::intents::Lang::En),
+                ));
+            }
+            json!({
+                "at": e.at,
+                "from": match (e.inbound, &e.by) {
+                    (true, _) => "attendee",
+                    (false, Some(_)) => "expert",
+                    (false, None) => "concierge",
+                },
+                "by": e.by,
+                "text": text,
+                "intent": e.intent,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "task": task_view(&t), "history": history })))
+}
+
+/// A task as an expert sees it: the attendee by channel and a redacted number, not their key
+/// (which holds the whole number).
+fn task_view(t: &crate::routing::Task) -> Value {
+    let attendee = match t.attendee.split_once(':') {
+        Some(("sms", phone)) => crate::sms::phone::Phone::parse(phone)
+            .map_or_else(|| "SMS".to_string(), |p| format!("SMS {}", p.redacted())),
+        Some(("web", _)) => "web chat".to_string(),
+        _ => "local".to_string(),
+    };
+    let mut v = json!(t);
+    v["attendee"] = json!(attendee);
+    v
+}
+
 /// Sends a message to a task's attendee by their channel, and records it in the transcript.
 /// `by`: the expert's name for what an expert wrote; `None` for concierge's own notices.
 async fn tell_attendee(
@@ -201,7 +276,7 @@ async fn accept(
     let t = state.desk.task(task).ok_or(AppError::NotFound)?;
     let hello = texts(&t.language).expert_joined(&name_of(&state, &id));
     tell_attendee(&state, &t.attendee, &hello, None).await?;
-    Ok(Json(json!(t)))
+    Ok(Json(task_view(&t)))
 }
 
 async fn reject(

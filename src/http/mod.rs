@@ -24,9 +24,11 @@ use crate::state::AppState;
 pub mod admin;
 pub mod chat;
 pub mod expert;
+pub mod pages;
 pub mod sms;
 
-/// The largest request body any route accepts (Twilio's webhook bodies are far smaller).
+/// The largest request body a route accepts (Twilio's webhook bodies are far smaller), but the
+/// agenda upload ([`admin::UPLOAD_LIMIT`]).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// How long a request may take before it is answered with 408.
@@ -34,7 +36,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let small = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
@@ -42,10 +44,17 @@ pub fn app(state: AppState) -> Router {
         .merge(sms::routes())
         .merge(expert::routes())
         .merge(chat::routes())
+        .merge(pages::routes())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+    let large = admin::upload_routes()
+        .layer(DefaultBodyLimit::max(admin::UPLOAD_LIMIT))
+        .layer(RequestBodyLimitLayer::new(admin::UPLOAD_LIMIT));
+    Router::new()
+        .merge(small)
+        .merge(large)
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -1,0 +1,291 @@
+//! The operator's API over a real port: the overview (what was not understood, hits per intent,
+//! queues, agenda), the agenda upload through the importers (a bad file changes nothing), and
+//! what experts see of a conversation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use concierge::clock::FixedClock;
+use concierge::config::{Origin, RawConfig};
+use concierge::state::AppState;
+use concierge::store::Store;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "an-operator-token-of-some-length";
+
+async fn server() -> (String, AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = RawConfig {
+        admin_token: Some(TOKEN.into()),
+        ..RawConfig::default()
+    };
+    let mut config = raw
+        .validate(Origin {
+            file: None,
+            env: vec![],
+        })
+        .unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
+    let store = Store::open(dir.path(), 8 << 20).unwrap();
+    let clock = Arc::new(FixedClock::new("2026-06-09T17:05:00Z".parse().unwrap()));
+    let (state, _) = AppState::open(config, store, clock).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(concierge::http::run(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    (base, state, dir)
+}
+
+async fn chat(base: &str, token: &str, id: &str, text: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}/chat/messages"))
+        .json(&json!({"token": token, "id": id, "text": text}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn new_chat(base: &str) -> String {
+    let v: Value = reqwest::Client::new()
+        .post(format!("{base}/chat/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+async fn overview(base: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/admin/overview"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_overview_counts_what_was_not_understood() {
+    let (base, state, _dir) = server().await;
+    let a = new_chat(&base).await;
+    let b = new_chat(&base).await;
+    chat(&base, &a, "1", "purple elephant banana").await;
+    chat(&base, &b, "1", "Purple  elephant BANANA?").await;
+    chat(&base, &a, "2", "where can I park my spaceship").await;
+    chat(&base, &a, "3", "what's next").await;
+    chat(&base, &a, "3", "what's next").await; // a retry is not counted again
+
+    let o = overview(&base).await;
+    assert_eq!(o["messages"], 4);
+    assert_eq!(o["fallback_rate"], 0.75);
+    let unmatched = o["unmatched"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 2, "{o}");
+    assert_eq!(unmatched[0]["count"], 2);
+    assert_eq!(
+        unmatched[0]["text"], "Purple  elephant BANANA?",
+        "the latest wording"
+    );
+    assert_eq!(unmatched[1]["text"], "where can I park my spaceship");
+    assert_eq!(o["hits"][0], json!({"intent": "fallback", "count": 3}));
+    assert_eq!(o["hits"][1], json!({"intent": "next_session", "count": 1}));
+    assert_eq!(o["agenda"]["conference"], "Pacific Dev Summit 2026");
+    assert_eq!(o["agenda"]["sessions"], 90);
+    assert_eq!(o["experts"]["total"], 12);
+    assert!(o["intents"]["files"].as_array().unwrap().len() >= 5);
+    assert!(o["queues"]["queues"].is_array());
+
+    // The period is the last 24 hours: a day later, nothing; the log is kept a week.
+    let clock = FixedClock::new("2026-06-10T17:06:00Z".parse().unwrap());
+    let later = state.store.intent_report(
+        concierge::clock::Clock::now(&clock)
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .unwrap(),
+        20,
+    );
+    assert_eq!(later.unwrap().messages, 0);
+    assert_eq!(
+        state
+            .store
+            .expire_intent_log("2026-06-09T17:05:00.000001Z".parse().unwrap())
+            .unwrap(),
+        4
+    );
+
+    // No token: 401; a wrong one: 403.
+    let r = reqwest::get(format!("{base}/admin/overview"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = reqwest::Client::new()
+        .get(format!("{base}/admin/overview"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+async fn upload(base: &str, query: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/admin/agenda?{query}"))
+        .bearer_auth(TOKEN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_uploaded_schedule_replaces_the_agenda_and_a_bad_one_changes_nothing() {
+    let (base, state, _dir) = server().await;
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/schedules");
+    let fosdem = std::fs::read(shared.join("fosdem-2026.pentabarf.schedule.xml")).unwrap();
+    assert!(
+        fosdem.len() > 64 * 1024,
+        "larger than the other routes take"
+    );
+
+    // Broken files: 422 with the place, and the agenda is still the demo.
+    let mut broken = fosdem.clone();
+    broken.truncate(fosdem.len() / 2);
+    let (status, body) = upload(&base, "name=fosdem.xml", broken).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["problem"].as_str().unwrap().starts_with("fosdem.xml:"),
+        "{body}"
+    );
+    assert!(body["line"].as_u64().is_some(), "{body}");
+    let (status, body) = upload(&base, "name=x.json", b"{\"schedule\": 3}".to_vec()).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = upload(&base, "", Vec::new()).await;
+    assert_eq!(status, 400);
+    let (status, _) = upload(&base, "format=docx", b"x".to_vec()).await;
+    assert_eq!(status, 400);
+    let (status, _) = upload(&base, "tz=Mars/Olympus", b"x".to_vec()).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        state.agenda().agenda().conference.name,
+        "Pacific Dev Summit 2026"
+    );
+    let o = overview(&base).await;
+    let imports = o["agenda"]["imports"].as_array().unwrap();
+    assert_eq!(imports[0]["outcome"]["result"], "failed", "{o}");
+
+    // The whole FOSDEM schedule (3 MB) goes in through the upload.
+    let (status, body) = upload(&base, "name=fosdem-2026.xml&format=auto", fosdem).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["format"], "frab-xml");
+    let agenda = state.agenda();
+    assert_eq!(agenda.agenda().sessions.len(), 883);
+    assert_eq!(
+        agenda.agenda().conference.time_zone.name(),
+        "Europe/Brussels"
+    );
+    // The intents know the new agenda's entities.
+    let c = state.intents.matcher().classify("where is Janson");
+    assert!(c.entity("room").is_some(), "{c:?}");
+
+    // Without the token, nothing is read.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/admin/agenda"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The other routes keep their small body limit.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/admin/classify"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+}
+
+#[tokio::test]
+async fn experts_see_the_history_but_not_the_number() {
+    let (base, state, _dir) = server().await;
+    // An SMS attendee's hand-off, through the inbox the webhook uses.
+    let message = concierge::inbox::Message {
+        sender: concierge::inbox::Sender::Sms(
+            concierge::sms::phone::Phone::parse("+14155550123").unwrap(),
+        ),
+        text: "can a video expert help me".into(),
+        has_media: false,
+        message_id: Some("SM1".into()),
+        idempotency_key: Some("SM1".into()),
+        opt_out_type: None,
+        save: None,
+    };
+    concierge::inbox::handle(&state, message, state.clock.now())
+        .await
+        .unwrap();
+    let task = state
+        .store
+        .attendee("sms:+14155550123")
+        .unwrap()
+        .handoff
+        .unwrap();
+    let nora = state.store.issue_expert_token("nora").await.unwrap();
+    let ben = state.store.issue_expert_token("mateo").await.unwrap();
+    let client = reqwest::Client::new();
+    client
+        .put(format!("{base}/expert/status"))
+        .bearer_auth(&nora)
+        .json(&json!({"status": "available"}))
+        .send()
+        .await
+        .unwrap();
+    state.desk.tick(state.clock.now()).await.unwrap();
+    let detail: Value = client
+        .get(format!("{base}/expert/tasks/{task}"))
+        .bearer_auth(&nora)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["task"]["status"], "reserved", "{detail}");
+    let shown = detail["task"]["attendee"].as_str().unwrap();
+    assert!(
+        shown.starts_with("SMS ") && !shown.contains("5550123"),
+        "{shown}"
+    );
+    assert_eq!(detail["history"][0]["text"], "can a video expert help me");
+    assert_eq!(detail["history"][0]["from"], "attendee");
+    assert_eq!(detail["history"][1]["from"], "concierge");
+    let me: Value = client
+        .get(format!("{base}/expert/me"))
+        .bearer_auth(&nora)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!me.to_string().contains("5550123"), "{me}");
+    // Another expert may not read it.
+    let r = client
+        .get(format!("{base}/expert/tasks/{task}"))
+        .bearer_auth(&ben)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
