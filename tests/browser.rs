@@ -20,6 +20,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 const ENTER: &str = "\u{E007}";
+const TAB: &str = "\u{E004}";
 const ADMIN_TOKEN: &str = "operator-token-for-browser-tests";
 /// Ten o'clock five in the morning on the demo conference's first day, in San Francisco.
 const FIXED_NOW: &str = "2026-06-09T17:05:00Z";
@@ -377,7 +378,22 @@ async fn whats_next_shows_session_cards_for_the_right_sessions() {
             .await,
             "polite"
         );
-        say(&page, "what's next?").await;
+        // Keyboard only: Tab to the skip link, Enter to the message box, type, Enter.
+        page.active_element()
+            .await
+            .unwrap()
+            .send_keys(TAB)
+            .await
+            .unwrap();
+        let focused = page.active_element().await.unwrap();
+        assert_eq!(focused.text().await.unwrap(), "Skip to the message box");
+        focused.send_keys(ENTER).await.unwrap();
+        let focused = page.active_element().await.unwrap();
+        assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("text"));
+        focused
+            .send_keys(&format!("what's next?{ENTER}"))
+            .await
+            .unwrap();
         let titles = wait_texts(&page, "#log .card .title", |t| t.len() == 7).await;
         assert_eq!(titles, expected);
         let when = texts(&page, "#log .card .when").await;
