@@ -49,6 +49,7 @@ fn benches(c: &mut Criterion) {
             opted_out: false,
             handoff: None,
             queue: None,
+            calendar_url: None,
         };
         attendee =
             conversation::turn(&attendee, &inbound, &c, &index, &matcher, &settings).attendee;
@@ -68,6 +69,7 @@ fn benches(c: &mut Criterion) {
                     opted_out: false,
                     handoff: None,
                     queue: None,
+                    calendar_url: None,
                 };
                 black_box(conversation::turn(
                     &attendee, &inbound, &c, &index, &matcher, &settings,

@@ -209,6 +209,13 @@ pub async fn handle(
             .desk
             .estimate(skill.as_deref(), classification.language.code(), now)
     });
+    // A calendar link is made (and stored) before it is texted.
+    let calendar_url = if classification.action == Action::CalendarLink {
+        let token = state.store.calendar_token(&key).await?;
+        Some(crate::http::calendar::feed_url(&state.config, &token))
+    } else {
+        None
+    };
     let inbound = Inbound {
         text: &message.text,
         at: now,
@@ -216,6 +223,7 @@ pub async fn handle(
         opted_out,
         handoff,
         queue,
+        calendar_url,
     };
     let settings = engine_settings(state, matches!(message.sender, Sender::Sms(_)));
     let mut turn = conversation::turn(
@@ -228,9 +236,11 @@ pub async fn handle(
     );
 
     // Hand-off effects: a new task goes into the turn's transaction; a message for the expert is
-    // added to the task first (the desk saves it); leaving is done once the turn is on disk.
+    // added to the task, and leaving is done, once the turn is on disk (so the expert's console,
+    // told at once, finds the message in the transcript).
     let mut new_tasks = Vec::new();
     let mut cancels = Vec::new();
+    let mut notes = Vec::new();
     for effect in &turn.effects {
         match effect {
             Effect::HandOff { skill, question } => {
@@ -250,11 +260,7 @@ pub async fn handle(
                 turn.attendee.handoff = Some(task.id);
                 new_tasks.push(task);
             }
-            Effect::Attach { task, text } => {
-                if let Err(err) = state.desk.note(*task, now, text).await {
-                    tracing::warn!(task, error = %err, "could not attach a message to its task");
-                }
-            }
+            Effect::Attach { task, text } => notes.push((*task, text.clone())),
             Effect::CancelHandOff { task } => cancels.push(*task),
             _ => {}
         }
@@ -316,6 +322,11 @@ pub async fn handle(
         Committed::Done => {
             for task in new_tasks {
                 state.desk.adopt(task, now).await?;
+            }
+            for (task, text) in notes {
+                if let Err(err) = state.desk.note(task, now, &text).await {
+                    tracing::warn!(task, error = %err, "could not attach a message to its task");
+                }
             }
             for task in cancels {
                 if let Err(err) = state

@@ -9,6 +9,7 @@ pub mod config;
 pub mod conversation;
 pub mod desk;
 pub mod http;
+pub mod ical;
 pub mod import;
 pub mod inbox;
 pub mod intents;

@@ -67,6 +67,8 @@ pub mod trees {
     /// What each message was read as, by time: hits per intent and the operator's list of
     /// messages nothing matched. Kept for [`super::INTENT_LOG_TTL`].
     pub const INTENT_LOG: &str = "intent_log";
+    /// Calendar feed tokens: `a/` + attendee key → token, `t/` + token → attendee key.
+    pub const CALENDARS: &str = "calendars";
 }
 
 /// How long the intent log keeps a message's reading.
@@ -475,6 +477,7 @@ pub struct Store {
     expert_tokens: sled::Tree,
     leads: sled::Tree,
     intent_log: sled::Tree,
+    calendars: sled::Tree,
 }
 
 /// The key of an expert token: its SHA-256, so a stolen database holds no usable tokens.
@@ -562,6 +565,7 @@ impl Store {
             expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
             leads: db.open_tree(trees::LEADS)?,
             intent_log: db.open_tree(trees::INTENT_LOG)?,
+            calendars: db.open_tree(trees::CALENDARS)?,
             db,
             meta,
             imports,
@@ -914,6 +918,47 @@ impl Store {
         unmatched.truncate(top);
         report.unmatched = unmatched;
         Ok(report)
+    }
+
+    /// The attendee's calendar feed token, made (random, 128 bits) and stored on first use. The
+    /// same attendee always gets the same token, so a subscribed calendar keeps working.
+    pub async fn calendar_token(&self, attendee: &str) -> Result<String, StoreError> {
+        let by_attendee = [b"a/".as_slice(), attendee.as_bytes()].concat();
+        if let Some(token) = self.calendars.get(&by_attendee)? {
+            return Ok(String::from_utf8_lossy(&token).into_owned());
+        }
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|err| StoreError::Encode {
+            what: "a calendar token",
+            message: format!("no randomness: {err}"),
+        })?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let by_token = [b"t/".as_slice(), token.as_bytes()].concat();
+        let result = self.calendars.transaction(|tx| {
+            if let Some(existing) = tx.get(&by_attendee)? {
+                return Ok(String::from_utf8_lossy(&existing).into_owned());
+            }
+            tx.insert(by_attendee.as_slice(), token.as_bytes())?;
+            tx.insert(by_token.as_slice(), attendee.as_bytes())?;
+            Ok(token.clone())
+        });
+        let token = result.map_err(|err: TransactionError<()>| match err {
+            TransactionError::Storage(err) => StoreError::Sled(err),
+            TransactionError::Abort(()) => StoreError::Sled(sled::Error::ReportableBug(
+                "calendar token transaction aborted".into(),
+            )),
+        })?;
+        self.db.flush_async().await?;
+        Ok(token)
+    }
+
+    /// The attendee a calendar feed token belongs to.
+    pub fn calendar_owner(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let by_token = [b"t/".as_slice(), token.as_bytes()].concat();
+        Ok(self
+            .calendars
+            .get(by_token)?
+            .map(|key| String::from_utf8_lossy(&key).into_owned()))
     }
 
     /// Forgets intent log entries before `before`; returns how many.

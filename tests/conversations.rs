@@ -52,6 +52,7 @@ fn effect_text(e: &Effect) -> String {
         Effect::OptOut => "opt_out".into(),
         Effect::OptIn => "opt_in".into(),
         Effect::SaveSession { id } => format!("save_session {id}"),
+        Effect::RemoveSession { id } => format!("remove_session {id}"),
         Effect::HandOff { skill, .. } => format!("hand_off {}", skill.as_deref().unwrap_or("any")),
         Effect::Attach { task, text } => format!("attach {task} {text}"),
         Effect::CancelHandOff { task } => format!("cancel_hand_off {task}"),
@@ -114,6 +115,7 @@ fn run(world: &World, text: &str) -> String {
                     expert: None,
                 }),
                 queue: None,
+                calendar_url: Some("https://concierge.example/calendar/TOKEN.ics".into()),
             };
             let turn = conversation::turn(
                 &attendee,

@@ -81,6 +81,8 @@ pub struct Inbound<'a> {
     pub handoff: Option<HandOffView>,
     /// For a hand-off request: where it would stand in the queue.
     pub queue: Option<Estimate>,
+    /// For a calendar link request: the attendee's calendar feed URL.
+    pub calendar_url: Option<String>,
 }
 
 /// A hand-off task as the engine needs to see it.
@@ -99,6 +101,9 @@ pub enum Effect {
     OptOut,
     OptIn,
     SaveSession {
+        id: String,
+    },
+    RemoveSession {
         id: String,
     },
     HandOff {
@@ -230,7 +235,7 @@ struct Engine<'a> {
     cards: Option<Cards>,
 }
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
     /// The reply text, or `None` for silence.
     fn run(&mut self) -> Option<String> {
         let action = self.c.action;
@@ -332,7 +337,9 @@ impl Engine<'_> {
             Action::SpeakerInfo => self.speaker_info(answer),
             Action::WhereIs => self.where_is(answer),
             Action::AddToAgenda => self.add_to_agenda(),
+            Action::RemoveFromAgenda => self.remove_from_agenda(),
             Action::MyAgenda => self.my_agenda(),
+            Action::CalendarLink => self.calendar_link(),
             Action::HandOff => self.hand_off(),
             Action::More => self.more(),
             Action::Leave => self.fill("back_to_bot", true, &[]),
@@ -676,24 +683,65 @@ impl Engine<'_> {
         self.ask("where_is", "session")
     }
 
-    fn add_to_agenda(&mut self) -> String {
+    /// The session a save or remove is about: a number or "that one" from the last list, a title
+    /// the matcher recognised, or words of a title among `candidates`. Several equally good
+    /// title matches are listed to choose from (`Err` with that reply); none is `Ok(None)`.
+    fn pick(
+        &mut self,
+        intent: &str,
+        candidates: &[&'a Session],
+    ) -> Result<Option<&'a Session>, String> {
         let list = &self.next.context.list;
-        let target = match self.entity("ordinal") {
+        let by_list = match self.entity("ordinal") {
             Some("last") => list.last().cloned(),
-            Some("that") => (list.len() == 1)
-                .then(|| list[0].clone())
-                .or_else(|| list.first().cloned()),
+            Some("that") => list.first().cloned(),
             Some(n) => n
                 .parse::<usize>()
                 .ok()
                 .and_then(|n| list.get(n.wrapping_sub(1)).cloned()),
-            None => self
-                .entity("session")
-                .map(str::to_string)
-                .or_else(|| (list.len() == 1).then(|| list[0].clone())),
+            None => None,
         };
-        let Some(session) = target.and_then(|id| self.agenda.session(&id)) else {
-            return self.fill("add_to_agenda", true, &[]);
+        let by_name = || self.entity("session").map(str::to_string);
+        if let Some(id) = by_list.or_else(by_name) {
+            return Ok(self.agenda.session(&id));
+        }
+        let words = title_words(&self.c.text);
+        let found = best_titles(&words, candidates);
+        match found.as_slice() {
+            // No words to go by: the one session just shown, if it was one.
+            [] if words.is_empty() && list.len() == 1 => Ok(self.agenda.session(&list[0])),
+            [] => Ok(None),
+            [one] => Ok(self.agenda.session(&one.id)),
+            several => {
+                let several: Vec<&Session> = several
+                    .iter()
+                    .take(self.settings.list_size)
+                    .filter_map(|s| self.agenda.session(&s.id))
+                    .collect();
+                let mut out = self.texts.which_one().to_string();
+                self.show(&out.clone(), &several);
+                self.numbered(&mut out, &several);
+                self.next.context.pending = Some(Pending {
+                    intent: intent.into(),
+                    slot: "which".into(),
+                });
+                Err(out)
+            }
+        }
+    }
+
+    fn add_to_agenda(&mut self) -> String {
+        let programme: Vec<&Session> = self
+            .agenda
+            .agenda()
+            .sessions
+            .iter()
+            .filter(|s| s.kind.is_programme())
+            .collect();
+        let session = match self.pick("add_to_agenda", &programme) {
+            Ok(Some(s)) => s,
+            Ok(None) => return self.fill("add_to_agenda", true, &[]),
+            Err(question) => return question,
         };
         let title = render::short(self.agenda, session, self.inbound.at, self.lang);
         if self.next.saved.contains(&session.id) {
@@ -722,6 +770,44 @@ impl Engine<'_> {
             .filter(|id| **id != s.id)
             .filter_map(|id| self.agenda.session(id))
             .find(|o| o.start < s.end && s.start < o.end)
+    }
+
+    fn remove_from_agenda(&mut self) -> String {
+        let saved: Vec<&Session> = self
+            .next
+            .saved
+            .iter()
+            .filter_map(|id| self.agenda.session(id))
+            .collect();
+        let session = match self.pick("remove_from_agenda", &saved) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                // Words of a session that is not saved: say so rather than ask which.
+                let all: Vec<&Session> = self.agenda.agenda().sessions.iter().collect();
+                if let [one] = best_titles(&title_words(&self.c.text), &all).as_slice() {
+                    let title = render::short(self.agenda, one, self.inbound.at, self.lang);
+                    return self.texts.not_saved(&title);
+                }
+                return self.fill("remove_from_agenda", true, &[]);
+            }
+            Err(question) => return question,
+        };
+        let title = render::short(self.agenda, session, self.inbound.at, self.lang);
+        if !self.next.saved.contains(&session.id) {
+            return self.texts.not_saved(&title);
+        }
+        self.next.saved.retain(|id| *id != session.id);
+        self.effects.push(Effect::RemoveSession {
+            id: session.id.clone(),
+        });
+        self.fill("remove_from_agenda", false, &[("title", &title)])
+    }
+
+    fn calendar_link(&mut self) -> String {
+        match self.inbound.calendar_url.clone() {
+            Some(url) => self.fill("calendar_link", false, &[("url", &url)]),
+            None => self.fill("calendar_link", true, &[]),
+        }
     }
 
     fn my_agenda(&mut self) -> String {
@@ -758,6 +844,28 @@ impl Engine<'_> {
                 .position(|o| o.id != s.id && o.start < s.end && s.start < o.end)
             {
                 out.push_str(&format!(" ({})", self.texts.overlaps_number(j + 1)));
+            }
+        }
+        let now = self.inbound.at;
+        if let Some(next) = sessions.iter().find(|s| s.start > now) {
+            out.push('\n');
+            out.push_str(&self.texts.next_for_you(&render::short(
+                self.agenda,
+                next,
+                now,
+                self.lang,
+            )));
+        }
+        if let Some(cards) = &mut self.cards {
+            cards.text = out.lines().next().unwrap_or_default().to_string();
+            if let Some(next) = sessions.iter().find(|s| s.start > now) {
+                cards.text.push('\n');
+                cards.text.push_str(&self.texts.next_for_you(&render::short(
+                    self.agenda,
+                    next,
+                    now,
+                    self.lang,
+                )));
             }
         }
         out
@@ -807,6 +915,55 @@ impl Engine<'_> {
     }
 }
 
+/// Words of a message that could be words of a title: folded, without the words of saving and
+/// removing ("save", "my agenda", "the", "talk").
+fn title_words(text: &str) -> Vec<String> {
+    const COMMAND: &[&str] = &[
+        "save", "add", "bookmark", "star", "remind", "me", "about", "to", "my", "agenda",
+        "schedule", "calendar", "list", "the", "a", "an", "that", "this", "one", "talk", "session",
+        "workshop", "panel", "please", "pls", "it", "remove", "delete", "drop", "unsave", "from",
+        "off", "take", "on", "in", "of", "i", "want", "go", "and", "for", "put", "cant", "make",
+        "not", "going", "anymore", "guarda", "guardar", "agrega", "agregar", "quita", "quitar",
+        "borra", "borrar", "la", "el", "de", "mi", "charla", "sesion", "y", "por", "favor",
+    ];
+    crate::text::fold(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 2 && !COMMAND.contains(w))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sessions whose titles share the most of `words` (a word counts when a title word starts
+/// with it and it has 3+ letters, or equals it), if any share one; several when tied.
+fn best_titles<'s>(words: &[String], candidates: &[&'s Session]) -> Vec<&'s Session> {
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let mut best = 0usize;
+    let mut found: Vec<&Session> = Vec::new();
+    for s in candidates {
+        let title = crate::text::fold(&s.title);
+        let title: Vec<&str> = title.split(|c: char| !c.is_alphanumeric()).collect();
+        let hits = words
+            .iter()
+            .filter(|w| {
+                title
+                    .iter()
+                    .any(|t| *t == w.as_str() || (w.len() >= 3 && t.starts_with(w.as_str())))
+            })
+            .count();
+        if hits == 0 || hits < best {
+            continue;
+        }
+        if hits > best {
+            best = hits;
+            found.clear();
+        }
+        found.push(s);
+    }
+    found
+}
+
 /// The message as a whole, folded and trimmed of punctuation ("Yes!" → "yes").
 fn plain(text: &str) -> String {
     crate::text::fold(text.trim())
@@ -822,7 +979,9 @@ fn action_of(intent: &str) -> Action {
         "speaker_info" => Action::SpeakerInfo,
         "where_is" => Action::WhereIs,
         "add_to_agenda" => Action::AddToAgenda,
+        "remove_from_agenda" => Action::RemoveFromAgenda,
         "my_agenda" => Action::MyAgenda,
+        "calendar_link" => Action::CalendarLink,
         "talk_to_expert" => Action::HandOff,
         _ => Action::Reply,
     }

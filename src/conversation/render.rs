@@ -182,6 +182,31 @@ impl Texts {
         }
     }
 
+    pub fn not_saved(&self, title: &str) -> String {
+        if self.es {
+            format!("No está en tu agenda: {title}")
+        } else {
+            format!("That's not in your agenda: {title}")
+        }
+    }
+
+    /// Several sessions fit the words; the list follows.
+    pub fn which_one(&self) -> &'static str {
+        if self.es {
+            "¿Cuál? Responde con su número:"
+        } else {
+            "Which one? Reply with its number:"
+        }
+    }
+
+    pub fn next_for_you(&self, short: &str) -> String {
+        if self.es {
+            format!("Siguiente para ti: {short}")
+        } else {
+            format!("Next for you: {short}")
+        }
+    }
+
     pub fn overlaps(&self, title: &str) -> String {
         if self.es {
             format!("Se solapa con {title}.")

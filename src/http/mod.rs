@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::state::AppState;
 
 pub mod admin;
+pub mod calendar;
 pub mod chat;
 pub mod expert;
 pub mod pages;
@@ -45,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(expert::routes())
         .merge(chat::routes())
         .merge(pages::routes())
+        .merge(calendar::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let large = admin::upload_routes()

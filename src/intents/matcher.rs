@@ -58,7 +58,7 @@ const ANY_OF: f32 = 0.6;
 const BASE: f32 = 0.3;
 
 /// Placeholders reply templates may use.
-pub const TEMPLATE_FIELDS: &[&str] = &["conference", "scope", "skill", "title", "count"];
+pub const TEMPLATE_FIELDS: &[&str] = &["conference", "scope", "skill", "title", "count", "url"];
 
 /// Words that never count against coverage, on top of the files' `filler` lists.
 const BUILTIN_FILLER: &[&str] = &["the", "a", "an", "el", "la", "los", "las", "un", "una"];
