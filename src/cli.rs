@@ -69,6 +69,29 @@ pub enum Command {
     Leads(LeadsCommand),
     /// Issue a bearer token for an expert of the routing file (printed once).
     ExpertToken(ExpertTokenArgs),
+    /// Send an announcement through the running service (its admin API), or count who would get
+    /// it with --dry-run.
+    Announce(AnnounceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// An id for this announcement: sending the same id again sends nothing.
+    #[arg(long)]
+    pub id: String,
+    /// The message.
+    #[arg(long)]
+    pub text: String,
+    /// `everyone`, `session:ID` (those who saved it) or `track:NAME` (those who saved a session
+    /// of it).
+    #[arg(long, default_value = "everyone")]
+    pub to: String,
+    /// Only count the recipients.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The running service (default: http:// and the configured bind address).
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,6 +327,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", crate::store::leads_csv(&store.leads()?));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Announce(args) => runtime()?.block_on(announce_command(&config, args)),
         Command::ExpertToken(args) => runtime()?.block_on(async {
             let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
             let desk =
@@ -396,6 +420,10 @@ async fn serve(config: Config) -> Result<ExitCode> {
     spawn_reloaders(&state);
     spawn_outbox(&state)?;
     tokio::spawn(crate::desk::run(state.clone(), Duration::from_secs(1)));
+    tokio::spawn(crate::notices::worker::run_reminders(
+        state.clone(),
+        Duration::from_secs(5),
+    ));
     tokio::spawn(crate::inbox::expire_records(
         state.clone(),
         Duration::from_secs(600),
@@ -522,8 +550,31 @@ async fn import_command(config: Config, args: ImportArgs) -> Result<ExitCode> {
                 name,
                 format: imported.format,
             };
-            let record = store.replace_agenda(imported.agenda, source, now).await?;
+            // Attendees who saved a session that moved or went are told (through the outbox,
+            // sent when `serve` runs), and their reminders move.
+            let old = crate::agenda::AgendaIndex::new(match store.load_agenda()? {
+                Some(stored) => stored.agenda,
+                None => {
+                    crate::agenda::demo::demo_agenda(crate::agenda::demo::today_for_demo(now)?)?
+                }
+            });
+            let (record, notices) = crate::notices::worker::replace_agenda(
+                &store,
+                &old,
+                imported.agenda,
+                source,
+                &config.reminders,
+                true,
+                now,
+            )
+            .await?;
             println!("stored as import #{}", record.id);
+            if !notices.is_empty() {
+                println!(
+                    "{} attendees will be told about changes to sessions they saved",
+                    notices.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
@@ -790,6 +841,66 @@ fn print_sessions(
 }
 
 /// Connects to the service and asks `/healthz`. Exits 1 if it does not answer 200 within 3 s.
+/// `announce`: a client of the running service's admin API (the service holds the store).
+async fn announce_command(config: &Config, args: AnnounceArgs) -> Result<ExitCode> {
+    let audience = match args.to.split_once(':') {
+        None if args.to == "everyone" => json!({ "to": "everyone" }),
+        Some(("session", id)) => json!({ "to": "session", "session": id }),
+        Some(("track", name)) => json!({ "to": "track", "track": name }),
+        _ => bail!("--to must be everyone, session:ID or track:NAME"),
+    };
+    let Some(token) = &config.admin_token else {
+        bail!("announcing needs the admin token: set admin_token (CONCIERGE_ADMIN_TOKEN)");
+    };
+    let base = args.url.clone().unwrap_or_else(|| {
+        let mut addr = config.bind;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    });
+    let mut body = json!({ "id": args.id, "text": args.text, "dry_run": args.dry_run });
+    if let (Some(b), Some(a)) = (body.as_object_mut(), audience.as_object()) {
+        b.extend(a.clone());
+    }
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/announcements",
+            base.trim_end_matches('/')
+        ))
+        .bearer_auth(token.expose())
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the service at {base} (is `serve` running?)"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "the service refused ({status}): {}",
+            answer["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let n = answer["recipients"].as_u64().unwrap_or(0);
+    if answer["duplicate"] == true {
+        println!(
+            "announcement {} was sent before, to {n}; nothing sent now",
+            args.id
+        );
+    } else if args.dry_run {
+        println!(
+            "would send to {n} ({} by SMS, {} in the web chat)",
+            answer["sms"], answer["web"]
+        );
+    } else {
+        println!(
+            "queued for {n} ({} by SMS, {} in the web chat)",
+            answer["sms"], answer["web"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn healthcheck(config: &Config, args: HealthcheckArgs) -> Result<ExitCode> {
     let mut addr = args.addr.unwrap_or(config.bind);
     if addr.ip().is_unspecified() {

@@ -58,6 +58,8 @@ pub struct Config {
     pub sled_cache_bytes: u64,
     pub sms: SmsConfig,
     pub web: WebConfig,
+    /// When reminders before saved sessions are sent.
+    pub reminders: crate::notices::reminders::Settings,
     /// Where the values came from, for the start-up log.
     pub origin: Origin,
 }
@@ -128,6 +130,14 @@ pub struct RawConfig {
     pub twilio: Option<RawTwilio>,
     pub sms: Option<RawSms>,
     pub web: Option<RawWeb>,
+    pub reminders: Option<RawReminders>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReminders {
+    pub minutes_before: Option<u32>,
+    pub quiet_hours: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +389,24 @@ impl RawConfig {
                 burst: limit("address_requests_burst", raw_web.address_requests_burst, 60)?,
             },
         };
+        let raw_reminders = self.reminders.unwrap_or_default();
+        let minutes_before = raw_reminders.minutes_before.unwrap_or(10);
+        if !(1..=24 * 60).contains(&minutes_before) {
+            return Err(err(format!(
+                "reminders.minutes_before = {minutes_before} must be from 1 to 1440"
+            )));
+        }
+        let quiet = match raw_reminders.quiet_hours.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(q) => Some(
+                crate::notices::reminders::QuietHours::parse(q)
+                    .map_err(|e| err(format!("reminders.quiet_hours: {e}")))?,
+            ),
+        };
+        let reminders = crate::notices::reminders::Settings {
+            lead: jiff::SignedDuration::from_mins(i64::from(minutes_before)),
+            quiet,
+        };
         Ok(Config {
             bind,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
@@ -398,6 +426,7 @@ impl RawConfig {
                 skip_signature: false,
             },
             web,
+            reminders,
             origin,
         })
     }

@@ -143,6 +143,16 @@ impl Locks {
         }
     }
 
+    /// Every shard, in order: no turn runs until the guards are dropped. For the rare writes that
+    /// touch many conversations at once (schedule-change notices, announcements).
+    pub async fn lock_all(&self) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut guards = Vec::with_capacity(self.shards.len());
+        for shard in &self.shards {
+            guards.push(shard.lock().await);
+        }
+        guards
+    }
+
     pub async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
         let mut hasher = rustc_hash::FxHasher::default();
         key.hash(&mut hasher);
@@ -282,6 +292,27 @@ pub async fn handle(
             .collect(),
     };
     let replies_json = serde_json::to_string(&replies).unwrap_or_else(|_| "[]".into());
+    // Reminders follow what the turn saved and removed.
+    let mut remind = Vec::new();
+    let mut unremind = Vec::new();
+    for effect in &turn.effects {
+        match effect {
+            Effect::SaveSession { id } => {
+                if let Some(s) = agenda.session(id) {
+                    let due = crate::notices::reminders::due(s, &state.config.reminders);
+                    if due > now {
+                        remind.push(crate::notices::reminders::Reminder {
+                            attendee: key.clone(),
+                            session: id.clone(),
+                            due,
+                        });
+                    }
+                }
+            }
+            Effect::RemoveSession { id } => unremind.push(id.clone()),
+            _ => {}
+        }
+    }
     let record = TurnRecord {
         attendee_key: key.clone(),
         phone: message.sender.phone().map(|p| p.as_str().to_string()),
@@ -316,6 +347,8 @@ pub async fn handle(
             unmatched: (turn.intent == crate::intents::FALLBACK)
                 .then(|| message.text.trim().chars().take(160).collect()),
         },
+        remind,
+        unremind,
     };
     match state.store.commit_turn(record, now).await? {
         Committed::Duplicate(earlier) => Ok(duplicate(&earlier)),

@@ -303,6 +303,17 @@ pub async fn to_attendee_live(
         now,
     )
     .await?;
+    push_web(state, attendee, text, by)
+}
+
+/// Pushes a message already in a web chat attendee's transcript (its last entry) to their open
+/// sockets; nothing for other channels. Call it holding the attendee's lock.
+pub fn push_web(
+    state: &crate::state::AppState,
+    attendee: &str,
+    text: &str,
+    by: Option<&str>,
+) -> Result<(), StoreError> {
     if attendee.starts_with("web:") {
         // Nobody connected is fine: the message is in the history for the next visit.
         let push = crate::state::WebPush {

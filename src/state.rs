@@ -153,7 +153,9 @@ impl AppState {
     }
 
     /// Stores an imported agenda and then makes it current, and recompiles the intents with its
-    /// entities. If storing fails, nothing changes.
+    /// entities. Attendees who saved a session that moved or went are told, once, in the same
+    /// transaction (see [`crate::notices::worker::replace_agenda`]). If storing fails, nothing
+    /// changes.
     pub async fn replace_agenda(
         &self,
         imported: Imported,
@@ -163,13 +165,29 @@ impl AppState {
             name: file.to_string(),
             format: imported.format,
         };
-        let index = AgendaIndex::new(imported.agenda.clone());
-        let record = self
-            .store
-            .replace_agenda(imported.agenda, source, self.clock.now())
-            .await?;
-        let index = Arc::new(index);
+        let index = Arc::new(AgendaIndex::new(imported.agenda.clone()));
+        // No turn runs meanwhile: turns see the old agenda or the new one, and the notices'
+        // transcript entries stay in order with the conversations'.
+        let all = self.locks.lock_all().await;
+        let old = self.agenda();
+        let (record, notices) = crate::notices::worker::replace_agenda(
+            &self.store,
+            &old,
+            imported.agenda,
+            source,
+            &self.config.reminders,
+            true,
+            self.clock.now(),
+        )
+        .await?;
         self.agenda.store(index.clone());
+        for n in &notices {
+            crate::outbound::push_web(self, &n.attendee, &n.text, None)?;
+        }
+        drop(all);
+        if !notices.is_empty() {
+            self.outbox_wake.notify_one();
+        }
         // The old matcher keeps serving if the new entities do not compile; the error is recorded.
         let _ = self.intents.agenda_changed(index, self.clock.now()).await;
         Ok(record)

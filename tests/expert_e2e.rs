@@ -3,12 +3,12 @@
 //! attendee's next SMS reaches the expert's conversation; completing with a lead returns the
 //! attendee to the bot and the lead is exported (with consent only).
 
+mod common;
+
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::post;
 use concierge::clock::FixedClock;
 use concierge::config::{Origin, RawConfig, Secret, TwilioConfig};
 use concierge::sms::signature;
@@ -22,50 +22,17 @@ const PUBLIC: &str = "https://concierge.example.org";
 const ADMIN: &str = "admin-token-0123456789abcdef";
 const FROM: &str = "+15551239999";
 
-type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
-
-async fn twilio_stub() -> (String, Sent) {
-    let sent: Sent = Arc::default();
-    async fn messages(
-        State(sent): State<Sent>,
-        body: String,
-    ) -> (axum::http::StatusCode, axum::Json<Value>) {
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect();
-        let n = {
-            let mut s = sent.lock().unwrap();
-            s.push(form);
-            s.len()
-        };
-        (
-            axum::http::StatusCode::CREATED,
-            axum::Json(json!({"sid": format!("SM{n:032}"), "status": "queued"})),
-        )
-    }
-    let app = axum::Router::new()
-        .route(
-            "/2010-04-01/Accounts/{account}/Messages.json",
-            post(messages),
-        )
-        .with_state(sent.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, sent)
-}
-
 struct World {
     base: String,
     client: reqwest::Client,
     state: AppState,
-    sent: Sent,
+    sent: common::Sent,
     _dir: tempfile::TempDir,
 }
 
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
-    let (api, sent) = twilio_stub().await;
+    let (api, sent) = common::twilio_stub().await;
     let mut config = RawConfig::default()
         .validate(Origin {
             file: None,

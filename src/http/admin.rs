@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/classify", post(classify))
         .route("/admin/leads.csv", get(leads_csv))
         .route("/admin/overview", get(overview))
+        .route("/admin/announcements", post(announce))
 }
 
 /// Routes that take large bodies; `super::app` gives them their own body limit.
@@ -278,5 +279,40 @@ async fn upload_agenda(
                 "path": err.place.as_ref().and_then(|p| p.path.clone()),
             })))
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct AnnounceRequest {
+    /// Makes a repeated request harmless: an id already used sends nothing.
+    id: String,
+    text: String,
+    #[serde(flatten)]
+    audience: crate::notices::announce::Audience,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// An announcement to everyone, to those who saved a session, or to those interested in a track;
+/// `dry_run` only counts. Opted-out numbers are never included.
+async fn announce(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Result<Json<AnnounceRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    use crate::notices::worker::{self, AnnounceError};
+    let Json(request) = body.map_err(|err| AppError::BadRequest(err.body_text()))?;
+    match worker::announce(
+        &state,
+        request.id.trim(),
+        &request.text,
+        &request.audience,
+        request.dry_run,
+    )
+    .await
+    {
+        Ok(done) => Ok(Json(json!(done))),
+        Err(AnnounceError::Invalid(message)) => Err(AppError::BadRequest(message)),
+        Err(AnnounceError::Store(err)) => Err(AppError::Internal(err.to_string())),
     }
 }

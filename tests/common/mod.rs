@@ -36,3 +36,41 @@ pub fn ts(s: &str) -> Timestamp {
     s.parse()
         .unwrap_or_else(|err| panic!("bad timestamp {s:?} in test: {err}"))
 }
+
+/// What the local Twilio API stub received: each request's form fields.
+pub type Sent = std::sync::Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>;
+
+/// A local stand-in for Twilio's Messages API on a loopback port: records each request's form
+/// and answers 201 with a new `SM…` SID. Returns its base URL.
+pub async fn twilio_stub() -> (String, Sent) {
+    use axum::extract::State;
+    use serde_json::{Value, json};
+    let sent: Sent = Sent::default();
+    async fn messages(
+        State(sent): State<Sent>,
+        body: String,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let n = {
+            let mut s = sent.lock().unwrap();
+            s.push(form);
+            s.len()
+        };
+        (
+            axum::http::StatusCode::CREATED,
+            axum::Json(json!({"sid": format!("SM{n:032}"), "status": "queued"})),
+        )
+    }
+    let app = axum::Router::new()
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages.json",
+            axum::routing::post(messages),
+        )
+        .with_state(sent.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, sent)
+}

@@ -49,6 +49,9 @@ use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
+mod notices;
+pub use notices::{Announcement, Fired, Notice, ReminderKey};
+
 /// Tree names.
 pub mod trees {
     pub const META: &str = "meta";
@@ -69,6 +72,14 @@ pub mod trees {
     pub const INTENT_LOG: &str = "intent_log";
     /// Calendar feed tokens: `a/` + attendee key → token, `t/` + token → attendee key.
     pub const CALENDARS: &str = "calendars";
+    /// Reminders by due time: due (µs, big-endian) + session + 0x00 + attendee → `Reminder`.
+    pub const REMINDERS: &str = "reminders";
+    /// Each pending reminder's due time: session + 0x00 + attendee → due (µs, big-endian).
+    pub const REMINDER_INDEX: &str = "reminder_index";
+    /// Reminders sent: session + 0x00 + attendee → when (never a second one).
+    pub const REMINDED: &str = "reminded";
+    /// Announcements made, by their id (a repeated id sends nothing).
+    pub const ANNOUNCEMENTS: &str = "announcements";
 }
 
 /// How long the intent log keeps a message's reading.
@@ -351,6 +362,10 @@ pub struct TurnRecord {
     pub opt_out_reason: String,
     /// The message's reading, for the operator's statistics.
     pub log: IntentEvent,
+    /// Reminders for sessions the turn saved.
+    pub remind: Vec<crate::notices::reminders::Reminder>,
+    /// Sessions the turn removed: their reminders go.
+    pub unremind: Vec<String>,
 }
 
 /// One message's reading, in the intent log.
@@ -478,6 +493,10 @@ pub struct Store {
     leads: sled::Tree,
     intent_log: sled::Tree,
     calendars: sled::Tree,
+    reminders: sled::Tree,
+    reminder_index: sled::Tree,
+    reminded: sled::Tree,
+    announcements: sled::Tree,
 }
 
 /// The key of an expert token: its SHA-256, so a stolen database holds no usable tokens.
@@ -566,6 +585,10 @@ impl Store {
             leads: db.open_tree(trees::LEADS)?,
             intent_log: db.open_tree(trees::INTENT_LOG)?,
             calendars: db.open_tree(trees::CALENDARS)?,
+            reminders: db.open_tree(trees::REMINDERS)?,
+            reminder_index: db.open_tree(trees::REMINDER_INDEX)?,
+            reminded: db.open_tree(trees::REMINDED)?,
+            announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
             db,
             meta,
             imports,
@@ -587,6 +610,17 @@ impl Store {
         source: AgendaSource,
         now: Timestamp,
     ) -> Result<ImportRecord, StoreError> {
+        self.replace_agenda_with(agenda, source, now, &[], &[])
+            .await
+    }
+
+    /// The import record and the stored agenda's bytes for a replacement.
+    fn agenda_record(
+        &self,
+        agenda: Agenda,
+        source: AgendaSource,
+        now: Timestamp,
+    ) -> Result<(ImportRecord, Vec<u8>, Vec<u8>), StoreError> {
         let record = ImportRecord {
             id: self.db.generate_id()?,
             at: now,
@@ -612,21 +646,7 @@ impl Store {
         };
         let agenda_bytes = stored.encode()?;
         let record_bytes = record.encode()?;
-        let key = record.id.to_be_bytes();
-        (&self.meta, &self.imports)
-            .transaction(|(meta, imports)| {
-                meta.insert(AGENDA_KEY, agenda_bytes.as_slice())?;
-                imports.insert(&key, record_bytes.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Storage(err) => StoreError::Sled(err),
-                TransactionError::Abort(()) => StoreError::Sled(sled::Error::Unsupported(
-                    "the agenda transaction aborted".into(),
-                )),
-            })?;
-        self.db.flush_async().await?;
-        Ok(record)
+        Ok((record, agenda_bytes, record_bytes))
     }
 
     /// Records an import that failed, so the operator can see it. The agenda is not touched.
@@ -719,6 +739,16 @@ impl Store {
         }
         let log_key = intent_log_key(now, ids[0]);
         let log = record.log.encode()?;
+        let remind: Vec<(ReminderKey, Vec<u8>)> = record
+            .remind
+            .iter()
+            .map(|r| Ok((ReminderKey::of(r), r.encode()?)))
+            .collect::<Result<_, StoreError>>()?;
+        let unremind: Vec<Vec<u8>> = record
+            .unremind
+            .iter()
+            .map(|session| notices::pair(session, &record.attendee_key))
+            .collect();
         let attendee_bytes = record.attendee.encode()?;
         let prefix = transcript_prefix(&record.attendee_key);
         let mut entries = Vec::with_capacity(ids.len());
@@ -758,9 +788,22 @@ impl Store {
             &self.opt_outs,
             &self.tasks,
             &self.intent_log,
+            &self.reminders,
+            &self.reminder_index,
+            &self.reminded,
         )
             .transaction(
-                |(idem, attendees, transcript, opt_outs, task_tree, log_tree)| {
+                |(
+                    idem,
+                    attendees,
+                    transcript,
+                    opt_outs,
+                    task_tree,
+                    log_tree,
+                    reminders,
+                    reminder_index,
+                    reminded,
+                )| {
                     if let Some((key, bytes)) = &processed {
                         if let Some(earlier) = idem.get(key.as_bytes())? {
                             return sled::transaction::abort(earlier.to_vec());
@@ -788,6 +831,16 @@ impl Store {
                         task_tree.insert(&key[..], bytes.as_slice())?;
                     }
                     log_tree.insert(&log_key[..], log.as_slice())?;
+                    for pair in &unremind {
+                        notices::unschedule(reminders, reminder_index, pair)?;
+                    }
+                    for (key, bytes) in &remind {
+                        if reminded.get(key.pair())?.is_none() {
+                            notices::unschedule(reminders, reminder_index, key.pair())?;
+                            reminders.insert(key.full(), bytes.as_slice())?;
+                            reminder_index.insert(key.pair(), &key.due_bytes()[..])?;
+                        }
+                    }
                     Ok(())
                 },
             );
