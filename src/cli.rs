@@ -454,6 +454,7 @@ async fn chat_command(config: Config, args: ChatArgs) -> Result<ExitCode> {
         idempotency_key: None,
         opt_out_type: None,
         save: None,
+        remove: None,
     };
     let outcome = crate::inbox::handle(&state, message, at).await?;
     if outcome.replies.is_empty() {

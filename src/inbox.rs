@@ -99,6 +99,8 @@ pub struct Message {
     pub opt_out_type: Option<String>,
     /// A session to save, whatever the text says (the web chat's "add to my agenda" button).
     pub save: Option<String>,
+    /// A session to remove, whatever the text says (the web chat's agenda panel).
+    pub remove: Option<String>,
 }
 
 /// The answer to a message.
@@ -200,7 +202,20 @@ pub async fn handle(
     let mut classification = matcher.classify(&message.text);
     apply_opt_out_type(&mut classification, message.opt_out_type.as_deref());
     if let Some(id) = &message.save {
-        read_as_save(&mut classification, id);
+        read_as(
+            &mut classification,
+            "add_to_agenda",
+            Action::AddToAgenda,
+            id,
+        );
+    }
+    if let Some(id) = &message.remove {
+        read_as(
+            &mut classification,
+            "remove_from_agenda",
+            Action::RemoveFromAgenda,
+            id,
+        );
     }
     let handoff = attendee
         .handoff
@@ -413,10 +428,11 @@ fn duplicate(stored: &str) -> Outcome {
     }
 }
 
-/// A button press that saves a session: the message is read as saving exactly that session.
-fn read_as_save(c: &mut Classification, session: &str) {
-    c.intent = "add_to_agenda".into();
-    c.action = Action::AddToAgenda;
+/// A button press about a session (save it, remove it): the message is read as that intent for
+/// exactly that session.
+fn read_as(c: &mut Classification, intent: &str, action: Action, session: &str) {
+    c.intent = intent.into();
+    c.action = action;
     c.confidence = 1.0;
     c.language_known = false;
     c.entities = vec![crate::intents::matcher::EntityMatch {

@@ -231,6 +231,7 @@ async fn experts_see_the_history_but_not_the_number() {
         idempotency_key: Some("SM1".into()),
         opt_out_type: None,
         save: None,
+        remove: None,
     };
     concierge::inbox::handle(&state, message, state.clock.now())
         .await

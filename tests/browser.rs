@@ -424,6 +424,24 @@ async fn whats_next_shows_session_cards_for_the_right_sessions() {
         let mine = wait_texts(&page, "#log li:last-child .card .title", |t| t.len() == 1).await;
         assert_eq!(mine[0], expected[1]);
 
+        // The agenda panel, opened from the header, lists it; Remove takes it off, and its card
+        // can be added again.
+        assert_eq!(texts(&page, "#agenda-count").await, ["1"]);
+        click(&page, "#agenda-toggle").await;
+        let panel = wait_texts(&page, "#my-agenda .title", |t| t.len() == 1).await;
+        assert_eq!(panel[0], expected[1]);
+        click(&page, "#my-agenda button.remove").await;
+        wait_texts(&page, "#log .from-concierge .text", |t| {
+            t.last()
+                .is_some_and(|l| l.starts_with("Removed from your agenda"))
+        })
+        .await;
+        wait_texts(&page, "#agenda-count", |t| t == ["0"]).await;
+        assert!(texts(&page, "#my-agenda li").await.is_empty());
+        let again = texts(&page, "#log .cards .card:nth-child(2) button.save").await;
+        assert_eq!(again[0], "Add to my agenda");
+        click(&page, "#agenda-toggle").await;
+
         // Phone width: nothing wider than the screen.
         let wide = js(
             &page,

@@ -120,6 +120,31 @@ async fn a_web_conversation() {
     assert_eq!(status, 200, "{pressed}");
     assert_eq!(pressed["messages"][1]["sessions"][0]["id"], third);
     assert_eq!(pressed["messages"][1]["sessions"][0]["saved"], true);
+    // The side panel's agenda: both, in time order, each overlapping the other.
+    let agenda = pressed["agenda"].as_array().unwrap();
+    assert_eq!(agenda.len(), 2, "{pressed}");
+    assert_eq!(agenda[0]["overlaps"], json!([agenda[1]["title"]]));
+    // The panel's Remove button, by id.
+    let (status, removed) = post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "m2r", "text": "Remove", "remove": third}),
+    )
+    .await;
+    assert_eq!(status, 200, "{removed}");
+    assert!(
+        removed["messages"][1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Removed from your agenda")
+    );
+    assert_eq!(removed["agenda"].as_array().unwrap().len(), 1);
+    post(
+        &base,
+        "/chat/messages",
+        json!({"token": token, "id": "m2s", "text": "Add", "save": third}),
+    )
+    .await;
     let (status, _) = post(
         &base,
         "/chat/messages",
@@ -136,7 +161,7 @@ async fn a_web_conversation() {
         .await
         .unwrap();
     let messages = history["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 6);
+    assert_eq!(messages.len(), 10);
     assert_eq!(messages[0]["from"], "attendee");
     assert_eq!(messages[1]["from"], "concierge");
     assert_eq!(messages[1]["sessions"].as_array().unwrap().len(), 7);
@@ -144,14 +169,14 @@ async fn a_web_conversation() {
         messages[1]["sessions"][1]["saved"], true,
         "cards show what is saved now"
     );
-    let later: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=5"))
+    let later: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=9"))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(later["messages"].as_array().unwrap().len(), 1);
-    assert_eq!(later["messages"][0]["n"], 6);
+    assert_eq!(later["messages"][0]["n"], 10);
 
     // Limits and garbage: 400s.
     let long = "a".repeat(1001);
@@ -196,7 +221,7 @@ async fn a_web_conversation() {
     )
     .await
     .unwrap();
-    let history: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=8"))
+    let history: Value = reqwest::get(format!("{base}/chat/messages?token={token}&after=12"))
         .await
         .unwrap()
         .json()
@@ -205,7 +230,7 @@ async fn a_web_conversation() {
     assert_eq!(history["messages"][0]["text"], "Hi, Nora here.");
     assert_eq!(history["messages"][0]["from"], "expert");
     assert_eq!(history["messages"][0]["by"], "Nora");
-    assert_eq!(history["messages"][0]["n"], 9);
+    assert_eq!(history["messages"][0]["n"], 13);
     // Nothing was queued for SMS.
     assert!(
         state

@@ -98,6 +98,7 @@ async fn send(w: &World, from: Sender, text: &str, save: Option<&str>) -> String
         idempotency_key: None,
         opt_out_type: None,
         save: save.map(str::to_string),
+        remove: None,
     };
     let outcome = inbox::handle(&w.state, message, w.state.clock.now())
         .await

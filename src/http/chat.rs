@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /chat/sessions` | a new conversation: `{"token": …}`, random and unguessable, kept by the browser |
-//! | `POST /chat/messages` | `{"token", "id", "text", "save"?}` → the exchange; the same `id` again gives the same replies |
+//! | `POST /chat/messages` | `{"token", "id", "text", "save"?, "remove"?}` → the exchange; the same `id` again gives the same replies |
 //! | `GET /chat/messages?token=…&after=N` | the conversation after its Nth message, and its state, to resume |
 //! | `GET /chat/ws?token=…` | a WebSocket with the same exchange, expert messages and queue changes pushed live |
 //!
@@ -14,13 +14,16 @@
 //! "text", "sessions": [card…], "by"?}`; a card is a session with its times (instants plus the
 //! conference's own clock and zone, so the page can add the browser's), room, track, speakers and
 //! whether the attendee saved it. `save` (a session id) is the card's "add to my agenda" button:
-//! the message is read as saving that session, whatever its text says.
+//! the message is read as saving that session, whatever its text says; `remove` likewise is the
+//! agenda panel's button.
 //!
 //! The conversation's `state` comes with every answer: `{"mode": "bot"}`, `{"mode": "waiting",
-//! "position", "minutes"}` or `{"mode": "expert", "expert"}`, and `quick_replies` for it.
+//! "position", "minutes"}` or `{"mode": "expert", "expert"}`, with `quick_replies` for it and the
+//! attendee's `agenda` (saved sessions as cards in time order, each with the titles it
+//! `overlaps`) for the side panel.
 //!
 //! WebSocket frames (JSON text):
-//! - client → `{"type": "message", "id", "text", "save"?}`; server → `{"type": "reply", "id",
+//! - client → `{"type": "message", "id", "text", "save"?, "remove"?}`; server → `{"type": "reply", "id",
 //!   "messages": […], "state", "quick_replies", "duplicate"}`;
 //! - client → `{"type": "resume", "after": N}`; server → `{"type": "history", "messages", "state",
 //!   "quick_replies"}`;
@@ -150,6 +153,9 @@ struct SendRequest {
     /// A session to save (the card's button).
     #[serde(default)]
     save: Option<String>,
+    /// A session to remove (the agenda panel's button).
+    #[serde(default)]
+    remove: Option<String>,
 }
 
 async fn send(
@@ -164,6 +170,7 @@ async fn send(
         id: request.id,
         text: request.text,
         save: request.save,
+        remove: request.remove,
     };
     Ok(Json(exchange(&state, &key, outgoing).await?))
 }
@@ -173,6 +180,7 @@ struct Outgoing {
     id: String,
     text: String,
     save: Option<String>,
+    remove: Option<String>,
 }
 
 /// One message through the engine; the answer as the transports send it.
@@ -190,10 +198,10 @@ async fn exchange(state: &AppState, key: &str, m: Outgoing) -> Result<Value, App
     if id.is_empty() || id.len() > 64 {
         return Err(AppError::BadRequest("id must be 1 to 64 characters".into()));
     }
-    if let Some(save) = &m.save {
-        if state.agenda().session(save).is_none() {
+    for id in m.save.iter().chain(&m.remove) {
+        if state.agenda().session(id).is_none() {
             return Err(AppError::BadRequest(format!(
-                "there is no session {save:?} in the agenda"
+                "there is no session {id:?} in the agenda"
             )));
         }
     }
@@ -215,6 +223,7 @@ async fn exchange(state: &AppState, key: &str, m: Outgoing) -> Result<Value, App
         idempotency_key: Some(idempotency_key),
         opt_out_type: None,
         save: m.save,
+        remove: m.remove,
     };
     let now = state.clock.now();
     let outcome = inbox::handle(state, message, now).await.map_err(internal)?;
@@ -330,12 +339,36 @@ pub fn card(agenda: &AgendaIndex, s: &Session, saved: bool) -> Value {
     })
 }
 
-/// Adds the conversation's `state` and its `quick_replies` to an answer.
+/// Adds the conversation's `state`, its `quick_replies` and the attendee's `agenda` to an answer.
 fn add_state(state: &AppState, attendee: &Attendee, answer: &mut Value) {
     let view = conversation_state(state, attendee);
     let lang = attendee.language.unwrap_or(Lang::En);
     answer["quick_replies"] = json!(quick_replies(&view, lang));
     answer["state"] = view;
+    answer["agenda"] = json!(my_agenda(&state.agenda(), attendee));
+}
+
+/// The saved sessions as cards in time order, each with the titles it overlaps.
+fn my_agenda(agenda: &AgendaIndex, attendee: &Attendee) -> Vec<Value> {
+    let mut sessions: Vec<&Session> = attendee
+        .saved
+        .iter()
+        .filter_map(|id| agenda.session(id))
+        .collect();
+    sessions.sort_by_key(|s| (s.start, s.end));
+    sessions
+        .iter()
+        .map(|s| {
+            let mut c = card(agenda, s, true);
+            let overlaps: Vec<&str> = sessions
+                .iter()
+                .filter(|o| o.id != s.id && o.start < s.end && s.start < o.end)
+                .map(|o| o.title.as_str())
+                .collect();
+            c["overlaps"] = json!(overlaps);
+            c
+        })
+        .collect()
 }
 
 /// Where the conversation is: with the bot, waiting for an expert, or with one.
@@ -391,6 +424,8 @@ enum Frame {
         text: String,
         #[serde(default)]
         save: Option<String>,
+        #[serde(default)]
+        remove: Option<String>,
     },
     Resume {
         after: usize,
@@ -488,11 +523,17 @@ async fn answer(state: &AppState, key: &str, text: &str) -> Value {
         }
     };
     match frame {
-        Frame::Message { id, text, save } => {
+        Frame::Message {
+            id,
+            text,
+            save,
+            remove,
+        } => {
             let m = Outgoing {
                 id: id.clone(),
                 text,
                 save,
+                remove,
             };
             match exchange(state, key, m).await {
                 Ok(mut v) => {

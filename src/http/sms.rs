@@ -127,6 +127,7 @@ async fn inbound(
         idempotency_key: Some(idempotency_key),
         opt_out_type: form::get(&params, "OptOutType").map(str::to_string),
         save: None,
+        remove: None,
     };
     let outcome = inbox::handle(&state, message, state.clock.now())
         .await

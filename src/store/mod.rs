@@ -72,10 +72,9 @@ pub mod trees {
     pub const INTENT_LOG: &str = "intent_log";
     /// Calendar feed tokens: `a/` + attendee key → token, `t/` + token → attendee key.
     pub const CALENDARS: &str = "calendars";
-    /// Reminders by due time: due (µs, big-endian) + session + 0x00 + attendee → `Reminder`.
+    /// Pending reminders: session + 0x00 + attendee → due (µs, big-endian). The due-ordered view
+    /// is kept in memory (see `notices::Schedule`).
     pub const REMINDERS: &str = "reminders";
-    /// Each pending reminder's due time: session + 0x00 + attendee → due (µs, big-endian).
-    pub const REMINDER_INDEX: &str = "reminder_index";
     /// Reminders sent: session + 0x00 + attendee → when (never a second one).
     pub const REMINDED: &str = "reminded";
     /// Announcements made, by their id (a repeated id sends nothing).
@@ -494,7 +493,7 @@ pub struct Store {
     intent_log: sled::Tree,
     calendars: sled::Tree,
     reminders: sled::Tree,
-    reminder_index: sled::Tree,
+    schedule: std::sync::Arc<notices::Schedule>,
     reminded: sled::Tree,
     announcements: sled::Tree,
 }
@@ -571,6 +570,7 @@ impl Store {
                 }
             }
         }
+        let reminders = db.open_tree(trees::REMINDERS)?;
         Ok(Store {
             attendees: db.open_tree(trees::ATTENDEES)?,
             transcript: db.open_tree(trees::TRANSCRIPT)?,
@@ -585,8 +585,8 @@ impl Store {
             leads: db.open_tree(trees::LEADS)?,
             intent_log: db.open_tree(trees::INTENT_LOG)?,
             calendars: db.open_tree(trees::CALENDARS)?,
-            reminders: db.open_tree(trees::REMINDERS)?,
-            reminder_index: db.open_tree(trees::REMINDER_INDEX)?,
+            schedule: std::sync::Arc::new(notices::Schedule::load(&reminders)?),
+            reminders,
             reminded: db.open_tree(trees::REMINDED)?,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
             db,
@@ -739,11 +739,7 @@ impl Store {
         }
         let log_key = intent_log_key(now, ids[0]);
         let log = record.log.encode()?;
-        let remind: Vec<(ReminderKey, Vec<u8>)> = record
-            .remind
-            .iter()
-            .map(|r| Ok((ReminderKey::of(r), r.encode()?)))
-            .collect::<Result<_, StoreError>>()?;
+        let remind: Vec<ReminderKey> = record.remind.iter().map(ReminderKey::of).collect();
         let unremind: Vec<Vec<u8>> = record
             .unremind
             .iter()
@@ -789,7 +785,6 @@ impl Store {
             &self.tasks,
             &self.intent_log,
             &self.reminders,
-            &self.reminder_index,
             &self.reminded,
         )
             .transaction(
@@ -801,7 +796,6 @@ impl Store {
                     task_tree,
                     log_tree,
                     reminders,
-                    reminder_index,
                     reminded,
                 )| {
                     if let Some((key, bytes)) = &processed {
@@ -831,21 +825,19 @@ impl Store {
                         task_tree.insert(&key[..], bytes.as_slice())?;
                     }
                     log_tree.insert(&log_key[..], log.as_slice())?;
+                    let mut moved = Vec::new();
                     for pair in &unremind {
-                        notices::unschedule(reminders, reminder_index, pair)?;
+                        moved.extend(notices::unschedule_in(reminders, pair)?);
                     }
-                    for (key, bytes) in &remind {
-                        if reminded.get(key.pair())?.is_none() {
-                            notices::unschedule(reminders, reminder_index, key.pair())?;
-                            reminders.insert(key.full(), bytes.as_slice())?;
-                            reminder_index.insert(key.pair(), &key.due_bytes()[..])?;
-                        }
+                    for key in &remind {
+                        moved.extend(notices::schedule_in(reminders, reminded, key)?);
                     }
-                    Ok(())
+                    Ok(moved)
                 },
             );
         match result {
-            Ok(()) => {
+            Ok(moved) => {
+                self.schedule.apply(&moved);
                 self.db.flush_async().await?;
                 Ok(Committed::Done)
             }

@@ -22,11 +22,6 @@ use crate::notices::announce::Audience;
 use crate::notices::reminders::Reminder;
 use crate::outbound::{OutState, Outgoing};
 
-impl Versioned for Reminder {
-    const VERSION: u8 = 1;
-    const WHAT: &'static str = "a reminder";
-}
-
 /// An announcement as recorded.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Announcement {
@@ -50,51 +45,127 @@ pub(super) fn pair(session: &str, attendee: &str) -> Vec<u8> {
     key
 }
 
-fn micros(ts: Timestamp) -> [u8; 8] {
-    u64::try_from(ts.as_microsecond())
-        .unwrap_or(0)
-        .to_be_bytes()
+fn micros(ts: Timestamp) -> u64 {
+    u64::try_from(ts.as_microsecond()).unwrap_or(0)
 }
 
-/// A reminder ready to write: its key and its bytes.
-type Encoded = (ReminderKey, Vec<u8>);
+/// A due time as stored: microseconds, big-endian.
+pub(super) fn due_of(bytes: &[u8]) -> u64 {
+    u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]))
+}
 
-/// A reminder's key in the `reminders` tree: its due time, then its pair.
+/// A reminder as the store keys it: its pair and its due time.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReminderKey(Vec<u8>);
+pub struct ReminderKey {
+    pair: Vec<u8>,
+    due: u64,
+}
 
 impl ReminderKey {
     pub fn of(r: &Reminder) -> ReminderKey {
-        let mut key = micros(r.due).to_vec();
-        key.extend_from_slice(&pair(&r.session, &r.attendee));
-        ReminderKey(key)
-    }
-
-    pub fn full(&self) -> &[u8] {
-        &self.0
+        ReminderKey {
+            pair: pair(&r.session, &r.attendee),
+            due: micros(r.due),
+        }
     }
 
     pub fn pair(&self) -> &[u8] {
-        &self.0[8..]
+        &self.pair
+    }
+
+    pub fn due(&self) -> u64 {
+        self.due
     }
 
     pub fn due_bytes(&self) -> [u8; 8] {
-        self.0[..8].try_into().unwrap_or([0; 8])
+        self.due.to_be_bytes()
     }
 }
 
-/// Removes a pair's pending reminder, if there is one (inside a transaction).
-pub(super) fn unschedule<E>(
-    reminders: &TransactionalTree,
-    index: &TransactionalTree,
-    pair: &[u8],
-) -> ConflictableTransactionResult<(), E> {
-    if let Some(due) = index.remove(pair)? {
-        let mut key = due.to_vec();
-        key.extend_from_slice(pair);
-        reminders.remove(key)?;
+/// The reminder a pair and a due time stand for.
+fn reminder(pair: &[u8], due: u64) -> Result<Reminder, StoreError> {
+    let bad = || StoreError::Decode {
+        what: "a reminder key",
+        message: "not session + 0x00 + attendee".into(),
+    };
+    let zero = pair.iter().position(|&b| b == 0).ok_or_else(bad)?;
+    Ok(Reminder {
+        session: String::from_utf8(pair[..zero].to_vec()).map_err(|_| bad())?,
+        attendee: String::from_utf8(pair[zero + 1..].to_vec()).map_err(|_| bad())?,
+        due: Timestamp::from_microsecond(i64::try_from(due).map_err(|_| bad())?)
+            .map_err(|_| bad())?,
+    })
+}
+
+/// A change to the schedule that a committed write made: a pair's old and new due time.
+pub(super) type Moved = (Vec<u8>, Option<u64>, Option<u64>);
+
+/// The due-ordered view of the `reminders` tree, kept in memory (rebuilt from the tree when the
+/// store opens), so finding the due reminders is a range of a `BTreeSet`. Changed only after the
+/// write it mirrors committed; writes to one pair are serialised by the attendee's lock.
+#[derive(Debug, Default)]
+pub(super) struct Schedule(std::sync::Mutex<std::collections::BTreeSet<(u64, Vec<u8>)>>);
+
+impl Schedule {
+    pub(super) fn load(tree: &sled::Tree) -> Result<Schedule, StoreError> {
+        let mut set = std::collections::BTreeSet::new();
+        for entry in tree.iter() {
+            let (pair, due) = entry?;
+            set.insert((due_of(&due), pair.to_vec()));
+        }
+        Ok(Schedule(std::sync::Mutex::new(set)))
     }
-    Ok(())
+
+    pub(super) fn apply(&self, moved: &[Moved]) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (pair, old, new) in moved {
+            if let Some(old) = old {
+                set.remove(&(*old, pair.clone()));
+            }
+            if let Some(new) = new {
+                set.insert((*new, pair.clone()));
+            }
+        }
+    }
+
+    fn due(&self, now: u64, limit: usize) -> Vec<(u64, Vec<u8>)> {
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        set.range(..(now.saturating_add(1), Vec::new()))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// Schedules `key` inside a transaction unless its pair was reminded; returns the change.
+pub(super) fn schedule_in<E>(
+    reminders: &TransactionalTree,
+    reminded: &TransactionalTree,
+    key: &ReminderKey,
+) -> ConflictableTransactionResult<Option<Moved>, E> {
+    if reminded.get(key.pair())?.is_some() {
+        return Ok(None);
+    }
+    let old = reminders.insert(key.pair(), &key.due_bytes()[..])?;
+    Ok(Some((
+        key.pair().to_vec(),
+        old.map(|o| due_of(&o)),
+        Some(key.due()),
+    )))
+}
+
+/// Removes a pair's pending reminder inside a transaction; returns the change.
+pub(super) fn unschedule_in<E>(
+    reminders: &TransactionalTree,
+    pair: &[u8],
+) -> ConflictableTransactionResult<Option<Moved>, E> {
+    Ok(reminders
+        .remove(pair)?
+        .map(|old| (pair.to_vec(), Some(due_of(&old)), None)))
 }
 
 /// A message for an attendee outside a turn.
@@ -175,49 +246,41 @@ impl Store {
 
     /// Reminders due at `now` or before, earliest first, at most `limit`.
     pub fn due_reminders(&self, now: Timestamp, limit: usize) -> Result<Vec<Reminder>, StoreError> {
-        let mut end = micros(now).to_vec();
-        end.push(0xff);
-        let mut out = Vec::new();
-        for entry in self.reminders.range(..end).take(limit) {
-            let (_, bytes) = entry?;
-            out.push(Reminder::decode(&bytes)?);
-        }
-        Ok(out)
+        self.schedule
+            .due(micros(now), limit)
+            .into_iter()
+            .map(|(due, pair)| reminder(&pair, due))
+            .collect()
     }
 
     /// How many reminders are waiting.
     pub fn pending_reminders(&self) -> usize {
-        self.reminders.len()
+        self.schedule.len()
     }
 
-    /// Schedules reminders in one transaction, replacing each pair's pending one; pairs already
+    /// Schedules reminders in one atomic batch, replacing each pair's pending one; pairs already
     /// reminded are skipped. Returns how many were scheduled.
     pub async fn schedule_reminders(&self, list: &[Reminder]) -> Result<usize, StoreError> {
-        let prepared: Vec<(ReminderKey, Vec<u8>)> = list
-            .iter()
-            .map(|r| Ok((ReminderKey::of(r), r.encode()?)))
-            .collect::<Result<_, StoreError>>()?;
-        let n = (&self.reminders, &self.reminder_index, &self.reminded)
-            .transaction(|(reminders, index, reminded)| {
-                let mut n = 0;
-                for (key, bytes) in &prepared {
-                    if reminded.get(key.pair())?.is_some() {
-                        continue;
-                    }
-                    unschedule::<()>(reminders, index, key.pair())?;
-                    reminders.insert(key.full(), bytes.as_slice())?;
-                    index.insert(key.pair(), &key.due_bytes()[..])?;
-                    n += 1;
-                }
-                Ok(n)
-            })
-            .map_err(|err| abort_error(err, "scheduling reminders"))?;
+        let mut batch = sled::Batch::default();
+        let mut moved = Vec::with_capacity(list.len());
+        for r in list {
+            let key = ReminderKey::of(r);
+            if self.reminded.contains_key(key.pair())? {
+                continue;
+            }
+            let old = self.reminders.get(key.pair())?.map(|o| due_of(&o));
+            batch.insert(key.pair(), &key.due_bytes()[..]);
+            moved.push((key.pair().to_vec(), old, Some(key.due())));
+        }
+        self.reminders.apply_batch(batch)?;
+        self.schedule.apply(&moved);
         self.db.flush_async().await?;
-        Ok(n)
+        Ok(moved.len())
     }
 
     /// Takes a reminder off the schedule and, with `notice`, writes its message and marks the
-    /// pair reminded, all at once; without, just drops it.
+    /// pair reminded, all at once; without, just drops it. A reminder rescheduled meanwhile (its
+    /// due time changed) is left alone.
     pub async fn fire_reminder(
         &self,
         r: &Reminder,
@@ -227,32 +290,34 @@ impl Store {
         let key = ReminderKey::of(r);
         let prepared = notice.map(|d| self.prepare(d, now)).transpose()?;
         let at = now.to_string();
-        let fired = (
+        let (fired, moved) = (
             &self.reminders,
-            &self.reminder_index,
             &self.reminded,
             &self.outbox,
             &self.transcript,
         )
-            .transaction(|(reminders, index, reminded, outbox, transcript)| {
-                reminders.remove(key.full())?;
-                if index.get(key.pair())?.as_deref() == Some(&key.due_bytes()[..]) {
-                    index.remove(key.pair())?;
+            .transaction(|(reminders, reminded, outbox, transcript)| {
+                let current = reminders.get(key.pair())?.map(|d| due_of(&d));
+                if current != Some(key.due()) {
+                    return Ok((Fired::Dropped, None));
                 }
+                reminders.remove(key.pair())?;
+                let moved = Some((key.pair().to_vec(), current, None));
                 let Some(p) = &prepared else {
-                    return Ok(Fired::Dropped);
+                    return Ok((Fired::Dropped, moved));
                 };
                 if reminded.get(key.pair())?.is_some() {
-                    return Ok(Fired::AlreadySent);
+                    return Ok((Fired::AlreadySent, moved));
                 }
                 reminded.insert(key.pair(), at.as_bytes())?;
                 transcript.insert(p.transcript_key.as_slice(), p.transcript.as_slice())?;
                 if let Some((id, bytes)) = &p.outbox {
                     outbox.insert(&id[..], bytes.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(Fired::Sent)
+                Ok::<_, ConflictableTransactionError<()>>((Fired::Sent, moved))
             })
             .map_err(|err| abort_error(err, "firing a reminder"))?;
+        self.schedule.apply(moved.as_slice());
         self.db.flush_async().await?;
         Ok(fired)
     }
@@ -277,14 +342,9 @@ impl Store {
         let mut prefix = session.as_bytes().to_vec();
         prefix.push(0);
         let mut out = Vec::new();
-        for entry in self.reminder_index.scan_prefix(&prefix) {
-            let (key, due) = entry?;
-            let micros = u64::from_be_bytes(due.as_ref().try_into().unwrap_or([0; 8]));
-            out.push(Reminder {
-                attendee: String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
-                session: session.to_string(),
-                due: Timestamp::from_microsecond(micros as i64).unwrap_or(Timestamp::UNIX_EPOCH),
-            });
+        for entry in self.reminders.scan_prefix(&prefix) {
+            let (pair, due) = entry?;
+            out.push(reminder(&pair, due_of(&due))?);
         }
         Ok(out)
     }
@@ -332,25 +392,18 @@ impl Store {
             .iter()
             .map(|d| self.prepare(d, now))
             .collect::<Result<_, StoreError>>()?;
-        let moves: Vec<(ReminderKey, Option<Encoded>)> = moves
+        let moves: Vec<(ReminderKey, Option<ReminderKey>)> = moves
             .iter()
-            .map(|(old, new)| {
-                let new = new
-                    .as_ref()
-                    .map(|n| Ok::<_, StoreError>((ReminderKey::of(n), n.encode()?)))
-                    .transpose()?;
-                Ok((ReminderKey::of(old), new))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        (
+            .map(|(old, new)| (ReminderKey::of(old), new.as_ref().map(ReminderKey::of)))
+            .collect();
+        let moved = (
             &self.meta,
             &self.imports,
             &self.outbox,
             &self.transcript,
             &self.reminders,
-            &self.reminder_index,
         )
-            .transaction(|(meta, imports, outbox, transcript, reminders, index)| {
+            .transaction(|(meta, imports, outbox, transcript, reminders)| {
                 meta.insert(AGENDA_KEY, agenda_bytes.as_slice())?;
                 imports.insert(&key, record_bytes.as_slice())?;
                 for p in &prepared {
@@ -359,17 +412,19 @@ impl Store {
                         outbox.insert(&id[..], bytes.as_slice())?;
                     }
                 }
+                let mut moved = Vec::new();
                 for (old, new) in &moves {
-                    reminders.remove(old.full())?;
-                    index.remove(old.pair())?;
-                    if let Some((key, bytes)) = new {
-                        reminders.insert(key.full(), bytes.as_slice())?;
-                        index.insert(key.pair(), &key.due_bytes()[..])?;
+                    let was = reminders.remove(old.pair())?.map(|d| due_of(&d));
+                    let now = new.as_ref().map(|n| n.due());
+                    if let Some(n) = new {
+                        reminders.insert(n.pair(), &n.due_bytes()[..])?;
                     }
+                    moved.push((old.pair().to_vec(), was, now));
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(moved)
             })
             .map_err(|err| abort_error(err, "the agenda transaction"))?;
+        self.schedule.apply(&moved);
         self.db.flush_async().await?;
         Ok(record)
     }

@@ -108,7 +108,36 @@ function renderAll(messages) {
   for (const m of messages || []) render(m);
 }
 
-function showState(state, replies) {
+/** The side panel: the saved sessions in time order, overlaps flagged, each removable. */
+function showAgenda(agenda) {
+  if (!agenda) return;
+  document.getElementById("agenda-count").textContent = agenda.length;
+  document.getElementById("agenda-empty").hidden = agenda.length > 0;
+  document.getElementById("my-agenda").replaceChildren(...agenda.map((c) => {
+    const local = localTime(c);
+    return el("li", { class: "saved-session", dataset: { session: c.id } },
+      el("p", { class: "title" }, c.title),
+      el("p", { class: "when" }, `${c.day} · ${c.time}${c.room ? " · " + c.room : ""}`),
+      local && el("p", { class: "local" }, local),
+      c.overlaps && c.overlaps.length > 0 &&
+        el("p", { class: "overlap" }, `Overlaps with ${c.overlaps.join(", ")}`),
+      el("button", {
+        type: "button", class: "remove secondary", "aria-label": `Remove ${c.title}`,
+        onclick: () => send(`Remove from my agenda: ${c.title}`.slice(0, 1000), null, c.id),
+      }, "Remove"));
+  }));
+  // Cards in the conversation follow: a removed session can be added again.
+  const saved = new Set(agenda.map((c) => c.id));
+  for (const b of document.querySelectorAll("#log button.save")) {
+    const on = saved.has(b.dataset.session);
+    b.textContent = on ? "Saved ✓" : "Add to my agenda";
+    b.disabled = on;
+    b.setAttribute("aria-pressed", String(on));
+  }
+}
+
+function showState(state, replies, agenda) {
+  showAgenda(agenda);
   if (state) {
     let text = "";
     if (state.mode === "waiting") {
@@ -162,7 +191,7 @@ function onAnswer(id, answer) {
   settle(id);
   if (answer.duplicate) resume();
   renderAll(answer.messages);
-  showState(answer.state, answer.quick_replies);
+  showState(answer.state, answer.quick_replies, answer.agenda);
   showNotice("");
 }
 
@@ -172,11 +201,12 @@ function newId() {
   return "m" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function send(text, save) {
+function send(text, save, remove) {
   text = text.trim();
   if (!text) return;
   const p = { id: newId(), text };
   if (save) p.save = save;
+  if (remove) p.remove = remove;
   pending.push(p);
   savePending();
   showPendingBubble(p);
@@ -208,7 +238,7 @@ function resume() {
   }
   resuming = true;
   api(`/chat/messages?token=${encodeURIComponent(token)}&after=${lastN}`)
-    .then((h) => { renderAll(h.messages); showState(h.state, h.quick_replies); })
+    .then((h) => { renderAll(h.messages); showState(h.state, h.quick_replies, h.agenda); })
     .catch(() => {})
     .finally(() => { resuming = false; });
 }
@@ -221,10 +251,10 @@ function onFrame(event) {
     case "history":
       resuming = false;
       renderAll(frame.messages);
-      showState(frame.state, frame.quick_replies);
+      showState(frame.state, frame.quick_replies, frame.agenda);
       break;
-    case "push": render(frame.message); showState(frame.state, frame.quick_replies); break;
-    case "state": showState(frame.state, frame.quick_replies); break;
+    case "push": render(frame.message); showState(frame.state, frame.quick_replies, frame.agenda); break;
+    case "state": showState(frame.state, frame.quick_replies, frame.agenda); break;
     case "resync": resume(); break;
     case "error":
       if (frame.id) failed(frame.id, frame.message);
@@ -298,6 +328,16 @@ async function start() {
   showState({ mode: "bot" }, ["What's next?", "Talk to an expert", "My agenda"]);
   connect();
 }
+
+const toggle = document.getElementById("agenda-toggle");
+toggle.addEventListener("click", () => {
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  document.body.classList.toggle("agenda-open", open);
+  if (open) document.getElementById("agenda-h").focus();
+});
+document.getElementById("agenda-h").tabIndex = -1;
+document.getElementById("calendar").addEventListener("click", () => send("Calendar link"));
 
 document.getElementById("composer").addEventListener("submit", (event) => {
   event.preventDefault();
