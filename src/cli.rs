@@ -428,6 +428,18 @@ async fn serve(config: Config) -> Result<ExitCode> {
         state.clone(),
         Duration::from_secs(600),
     ));
+    if let Some(addr) = state.config.metrics_bind {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr} (metrics_bind)"))?;
+        tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+        let app = crate::metrics::router(state.clone());
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(metrics, app).await {
+                tracing::error!(error = %err, "the metrics listener failed");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -497,6 +509,7 @@ fn spawn_outbox(state: &AppState) -> Result<()> {
             retry: crate::outbound::Retry::default(),
             rate_per_second: state.config.sms.send_rate_per_second,
             poll: Duration::from_secs(1),
+            failures: Some(state.metrics.send_failures.clone()),
         },
     ));
     Ok(())

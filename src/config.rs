@@ -45,6 +45,8 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: SocketAddr,
+    /// Where Prometheus metrics are served (`GET /metrics`); `None`: not at all.
+    pub metrics_bind: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub intents_dir: PathBuf,
     /// Experts, queues and the workflow (see `crate::routing::config`).
@@ -120,6 +122,7 @@ impl Origin {
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub bind: Option<String>,
+    pub metrics_bind: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub intents_dir: Option<PathBuf>,
     pub routing_file: Option<PathBuf>,
@@ -188,6 +191,7 @@ impl std::error::Error for ConfigError {}
 /// The environment variables read, with the field each sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONCIERGE_BIND", "bind"),
+    ("CONCIERGE_METRICS_BIND", "metrics_bind"),
     ("CONCIERGE_DATA_DIR", "data_dir"),
     ("CONCIERGE_INTENTS_DIR", "intents_dir"),
     ("CONCIERGE_ROUTING_FILE", "routing_file"),
@@ -271,6 +275,7 @@ impl RawConfig {
         let twilio = || RawTwilio::default();
         match var {
             "CONCIERGE_BIND" => self.bind = Some(value),
+            "CONCIERGE_METRICS_BIND" => self.metrics_bind = Some(value),
             "CONCIERGE_DATA_DIR" => self.data_dir = Some(value.into()),
             "CONCIERGE_INTENTS_DIR" => self.intents_dir = Some(value.into()),
             "CONCIERGE_ROUTING_FILE" => self.routing_file = Some(value.into()),
@@ -308,6 +313,15 @@ impl RawConfig {
                 "bind = {bind:?} is not an address and port such as \"127.0.0.1:8080\" or \"[::]:8080\""
             ))
         })?;
+        let metrics_bind = match self.metrics_bind.as_deref().map(str::trim) {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+            Some("off" | "") => None,
+            Some(addr) => Some(addr.parse().map_err(|_| {
+                err(format!(
+                    "metrics_bind = {addr:?} is not an address and port such as \"127.0.0.1:9464\" (or \"off\")"
+                ))
+            })?),
+        };
         let time_zone = self
             .time_zone
             .as_deref()
@@ -409,6 +423,7 @@ impl RawConfig {
         };
         Ok(Config {
             bind,
+            metrics_bind,
             data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("data")),
             intents_dir: self.intents_dir.unwrap_or_else(|| PathBuf::from("intents")),
             routing_file: self

@@ -199,7 +199,12 @@ pub async fn handle(
     };
     let agenda = state.agenda();
     let matcher = state.intents.matcher();
+    let started = std::time::Instant::now();
     let mut classification = matcher.classify(&message.text);
+    state
+        .metrics
+        .matcher
+        .observe(started.elapsed().as_secs_f64());
     apply_opt_out_type(&mut classification, message.opt_out_type.as_deref());
     if let Some(id) = &message.save {
         read_as(
@@ -385,6 +390,14 @@ pub async fn handle(
                     tracing::warn!(task, error = %err, "could not cancel a hand-off");
                 }
             }
+            state.metrics.message(
+                match message.sender {
+                    Sender::Sms(_) => "sms",
+                    Sender::Local(_) => "local",
+                    Sender::Web(_) => "web",
+                },
+                &turn.intent,
+            );
             tracing::info!(
                 from = %message.sender.redacted(),
                 intent = %turn.intent,

@@ -237,6 +237,8 @@ pub struct WorkerSettings {
     pub rate_per_second: f64,
     /// How often to look for due messages when nothing wakes the worker.
     pub poll: Duration,
+    /// Counts failed attempts (the `concierge_outbox_send_failures_total` metric).
+    pub failures: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 /// Stores a message to send; returns once it is on disk. `wake` (the worker's) is notified.
@@ -367,6 +369,11 @@ pub async fn run(
             } else {
                 last_send = Some(tokio::time::Instant::now());
                 let attempt = sender.send(&msg.to, &msg.body).await;
+                if !matches!(attempt, Attempt::Accepted { .. }) {
+                    if let Some(failures) = &settings.failures {
+                        failures.inc();
+                    }
+                }
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;

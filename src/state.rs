@@ -51,6 +51,7 @@ pub struct AppState {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The web chat's rate limits.
     pub chat_limits: Arc<ChatLimits>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
@@ -132,6 +133,7 @@ impl AppState {
             per_address: crate::limits::RateLimiter::new(config.web.per_address, 100_000),
         };
         let state = AppState {
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             chat_limits: Arc::new(chat_limits),
             config: Arc::new(config),
             store,

@@ -72,6 +72,7 @@ async fn world() -> World {
             retry: concierge::outbound::Retry::default(),
             rate_per_second: 100.0,
             poll: Duration::from_millis(20),
+            failures: None,
         },
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -345,6 +345,7 @@ async fn announcements_reach_their_audience_once_and_never_opted_out_numbers() {
             retry: concierge::outbound::Retry::default(),
             rate_per_second: 100.0,
             poll: Duration::from_millis(20),
+            failures: None,
         },
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -109,6 +109,7 @@ fn settings(rate: f64) -> WorkerSettings {
         },
         rate_per_second: rate,
         poll: Duration::from_millis(20),
+        failures: None,
     }
 }
 

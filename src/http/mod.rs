@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(small)
         .merge(large)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -70,6 +71,37 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
+}
+
+/// Counts each request by its route (the pattern, never the path: no ids or tokens in labels)
+/// and times it to the response head.
+async fn track(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let m = &state.metrics;
+    m.latency
+        .get_or_create(&crate::metrics::RouteLabel {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then flushes the store.

@@ -1042,6 +1042,11 @@ impl Store {
         Ok(id)
     }
 
+    /// How many outbound messages are waiting to be sent.
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Queued messages due at `now`, oldest first.
     pub fn due_outgoing(&self, now: Timestamp, limit: usize) -> Result<Vec<Outgoing>, StoreError> {
         let mut due = Vec::new();

@@ -1,0 +1,280 @@
+//! Prometheus metrics, served on their own listener (`metrics_bind`) so they are never exposed
+//! with the public webhook. Counters and histograms are updated where things happen; gauges that
+//! describe state (queues, outbox backlog, store size) are read when scraped.
+//!
+//! | metric | what |
+//! |---|---|
+//! | `concierge_http_requests_total{route,method,status}` | requests by matched route |
+//! | `concierge_http_request_duration_seconds{route}` | latency histogram |
+//! | `concierge_messages_total{channel}` | attendee messages handled (not redeliveries) |
+//! | `concierge_intent_hits_total{intent}` | what they were read as |
+//! | `concierge_fallback_ratio` | share of messages since start that fell to fallback |
+//! | `concierge_matcher_seconds` | time to classify one message |
+//! | `concierge_queue_waiting{queue}`, `concierge_queue_longest_wait_seconds{queue}` | the expert queues |
+//! | `concierge_experts_available` | experts available now |
+//! | `concierge_outbox_backlog` | outbound messages waiting to be sent |
+//! | `concierge_outbox_send_failures_total` | send attempts that failed (retried or final) |
+//! | `concierge_reminders_pending` | reminders scheduled |
+//! | `concierge_store_size_bytes` | the sled store's size on disk |
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabel {
+    pub channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IntentLabel {
+    pub intent: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    pub queue: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Request latency buckets: 100 µs doubling to about 3.3 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// Every metric, and the registry that prints them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabel, Histogram>,
+    pub messages: Family<ChannelLabel, Counter>,
+    pub intents: Family<IntentLabel, Counter>,
+    fallbacks: Counter,
+    handled: Counter,
+    fallback_ratio: FloatGauge,
+    pub matcher: Histogram,
+    queue_waiting: Family<QueueLabel, Gauge>,
+    queue_longest: Family<QueueLabel, Gauge>,
+    experts_available: Gauge,
+    outbox_backlog: Gauge,
+    pub send_failures: Counter,
+    reminders_pending: Gauge,
+    store_size: Gauge,
+}
+
+/// What the scrape reads from the service's state.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// `(queue, waiting, longest wait in seconds)`.
+    pub queues: Vec<(String, i64, i64)>,
+    pub experts_available: i64,
+    pub outbox_backlog: i64,
+    pub reminders_pending: i64,
+    pub store_size_bytes: i64,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("concierge");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        let latency: Family<RouteLabel, Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response head, by route",
+            latency.clone(),
+        );
+        let messages = Family::<ChannelLabel, Counter>::default();
+        registry.register(
+            "messages",
+            "Attendee messages handled, by channel (redeliveries not counted)",
+            messages.clone(),
+        );
+        let intents = Family::<IntentLabel, Counter>::default();
+        registry.register(
+            "intent_hits",
+            "Messages by the intent they were read as",
+            intents.clone(),
+        );
+        let fallback_ratio = FloatGauge::default();
+        registry.register(
+            "fallback_ratio",
+            "Share of the messages since start that fell to fallback",
+            fallback_ratio.clone(),
+        );
+        let matcher = Histogram::new(exponential_buckets(0.000_000_5, 2.0, 16));
+        registry.register(
+            "matcher_seconds",
+            "Time to classify one message",
+            matcher.clone(),
+        );
+        let queue_waiting = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "queue_waiting",
+            "Hand-offs waiting, by queue",
+            queue_waiting.clone(),
+        );
+        let queue_longest = Family::<QueueLabel, Gauge>::default();
+        registry.register(
+            "queue_longest_wait_seconds",
+            "The longest wait of a hand-off in the queue",
+            queue_longest.clone(),
+        );
+        let experts_available = Gauge::default();
+        registry.register(
+            "experts_available",
+            "Experts available now",
+            experts_available.clone(),
+        );
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "outbox_backlog",
+            "Outbound messages waiting to be sent",
+            outbox_backlog.clone(),
+        );
+        let send_failures = Counter::default();
+        registry.register(
+            "outbox_send_failures",
+            "Outbound send attempts that failed (retried or final)",
+            send_failures.clone(),
+        );
+        let reminders_pending = Gauge::default();
+        registry.register(
+            "reminders_pending",
+            "Reminders scheduled",
+            reminders_pending.clone(),
+        );
+        let store_size = Gauge::default();
+        registry.register(
+            "store_size_bytes",
+            "The sled store's size on disk",
+            store_size.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            messages,
+            intents,
+            fallbacks: Counter::default(),
+            handled: Counter::default(),
+            fallback_ratio,
+            matcher,
+            queue_waiting,
+            queue_longest,
+            experts_available,
+            outbox_backlog,
+            send_failures,
+            reminders_pending,
+            store_size,
+        }
+    }
+
+    /// Counts one handled message.
+    pub fn message(&self, channel: &str, intent: &str) {
+        self.messages
+            .get_or_create(&ChannelLabel {
+                channel: channel.into(),
+            })
+            .inc();
+        self.intents
+            .get_or_create(&IntentLabel {
+                intent: intent.into(),
+            })
+            .inc();
+        self.handled.inc();
+        if intent == crate::intents::FALLBACK {
+            self.fallbacks.inc();
+        }
+    }
+
+    /// The text exposition (OpenMetrics), with the state gauges set from `snapshot`.
+    pub fn render(&self, snapshot: &Snapshot) -> String {
+        let handled = self.handled.get();
+        self.fallback_ratio.set(if handled == 0 {
+            0.0
+        } else {
+            self.fallbacks.get() as f64 / handled as f64
+        });
+        for (queue, waiting, longest) in &snapshot.queues {
+            let label = QueueLabel {
+                queue: queue.clone(),
+            };
+            self.queue_waiting.get_or_create(&label).set(*waiting);
+            self.queue_longest.get_or_create(&label).set(*longest);
+        }
+        self.experts_available.set(snapshot.experts_available);
+        self.outbox_backlog.set(snapshot.outbox_backlog);
+        self.reminders_pending.set(snapshot.reminders_pending);
+        self.store_size.set(snapshot.store_size_bytes);
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The metrics listener's one route: `GET /metrics`.
+pub fn router(state: crate::state::AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .with_state(state)
+}
+
+async fn scrape(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> impl axum::response::IntoResponse {
+    let now = state.clock.now();
+    let stats = state.desk.stats(now);
+    let snapshot = Snapshot {
+        queues: stats
+            .queues
+            .iter()
+            .map(|q| (q.queue.clone(), q.waiting as i64, q.longest_wait_seconds))
+            .collect(),
+        experts_available: stats.available_experts as i64,
+        outbox_backlog: state.store.outbox_len() as i64,
+        reminders_pending: state.store.pending_reminders() as i64,
+        store_size_bytes: state
+            .store
+            .size_on_disk()
+            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&snapshot),
+    )
+}
