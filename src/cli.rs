@@ -72,6 +72,49 @@ pub enum Command {
     /// Send an announcement through the running service (its admin API), or count who would get
     /// it with --dry-run.
     Announce(AnnounceArgs),
+    /// Load-test the SMS webhook over loopback (signed requests, a realistic mix), against a
+    /// baseline handler, and report throughput and latency percentiles.
+    Load(LoadArgs),
+    /// The load test's baseline: a trivial handler answering fixed TwiML (started by `load`).
+    #[command(hide = true)]
+    LoadBaseline(LoadBaselineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds of warm-up, not measured.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Requests per second in all (open loop); without, each connection sends back to back.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Distinct sender numbers.
+    #[arg(long, default_value_t = 10_000)]
+    pub numbers: u64,
+    /// A running service's base URL (default: start one, with a fresh data dir).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: the Twilio auth token it checks signatures with.
+    #[arg(long, env = "CONCIERGE_TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// With --url: its AccountSid.
+    #[arg(long, default_value = "AC10ad000000000000000000000000000a")]
+    pub account_sid: String,
+    /// Skip the baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadBaselineArgs {
+    #[arg(long)]
+    pub bind: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -328,6 +371,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Announce(args) => runtime()?.block_on(announce_command(&config, args)),
+        Command::Load(args) => runtime()?.block_on(load_command(args)),
+        Command::LoadBaseline(args) => {
+            runtime()?.block_on(crate::load::baseline(args.bind))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ExpertToken(args) => runtime()?.block_on(async {
             let store = Store::open(&config.data_dir, config.sled_cache_bytes)?;
             let desk =
@@ -855,6 +903,83 @@ fn print_sessions(
 }
 
 /// Connects to the service and asks `/healthz`. Exits 1 if it does not answer 200 within 3 s.
+/// `load`: see [`crate::load`].
+async fn load_command(args: LoadArgs) -> Result<ExitCode> {
+    use crate::load;
+    let plan = load::Plan {
+        connections: args.connections.max(1),
+        duration: Duration::from_secs(args.duration.max(1)),
+        warmup: Duration::from_secs(args.warmup),
+        rate: args.rate,
+        numbers: args.numbers.max(1),
+    };
+    let scratch = load::scratch_dir();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "load: {} connections, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs",
+        plan.connections,
+        plan.duration.as_secs(),
+        plan.warmup.as_secs(),
+        plan.rate
+            .map_or("as fast as they go".to_string(), |r| format!(
+                "{r} req/s in all"
+            )),
+        plan.numbers
+    );
+    let flush = load::flush_latency(&scratch, 200)?;
+    println!(
+        "disk flush (4 KiB write + fdatasync, 200 times, in {}): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        std::env::temp_dir().display(),
+        flush.value_at_quantile(0.5) as f64 / 1000.0,
+        flush.value_at_quantile(0.99) as f64 / 1000.0,
+        flush.max() as f64 / 1000.0,
+    );
+    let (guard, base, target) = match &args.url {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_string();
+            let signing = args.auth_token.clone().map(|t| (format!("{url}/sms"), t));
+            let target = load::Target {
+                url: format!("{url}/sms"),
+                signing,
+                account: args.account_sid.clone(),
+            };
+            (None, url, target)
+        }
+        None => {
+            let (guard, base, target) = load::spawn_service(&scratch, &[])?;
+            (Some(guard), base, target)
+        }
+    };
+    load::wait_healthy(&base, Duration::from_secs(30)).await?;
+    let report = load::drive(&target, &plan).await?;
+    println!("{}", report.describe("concierge"));
+    for e in &report.error_samples {
+        println!("  error: {e}");
+    }
+    drop(guard);
+    if !args.no_baseline {
+        let (guard, base) = load::spawn_baseline()?;
+        load::wait_healthy(&base, Duration::from_secs(30)).await?;
+        let baseline_target = load::Target {
+            url: format!("{base}/sms"),
+            ..target.clone()
+        };
+        let baseline = load::drive(&baseline_target, &plan).await?;
+        drop(guard);
+        println!("{}", baseline.describe("baseline"));
+        println!(
+            "ratio: concierge / baseline throughput = {:.3}",
+            report.throughput() / baseline.throughput()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// `announce`: a client of the running service's admin API (the service holds the store).
 async fn announce_command(config: &Config, args: AnnounceArgs) -> Result<ExitCode> {
     let audience = match args.to.split_once(':') {

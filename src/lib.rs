@@ -15,6 +15,7 @@ pub mod inbox;
 pub mod intents;
 pub mod limits;
 pub mod live_intents;
+pub mod load;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;

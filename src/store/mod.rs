@@ -24,7 +24,7 @@
 //!
 //! Invariants:
 //! - Replacing the agenda and recording the import happen in one sled transaction, and are flushed
-//!   to disk (`flush_async().await`) before the caller is told it succeeded. A reader of the store sees
+//!   to disk (`Store::durable`, group commit) before the caller is told it succeeded. A reader of the store sees
 //!   the old agenda or the new one, never a mix.
 //! - One inbound message is one transaction: its idempotency record, transcript entries, the
 //!   attendee's new state, opt-out changes and routing tasks are written together and flushed
@@ -49,6 +49,7 @@ use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
+mod flusher;
 mod notices;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
 
@@ -430,6 +431,10 @@ pub enum StoreError {
         found: u32,
     },
     Sled(sled::Error),
+    /// Making writes durable failed.
+    Flush {
+        message: String,
+    },
     Encode {
         what: &'static str,
         message: String,
@@ -457,6 +462,7 @@ impl fmt::Display for StoreError {
                 "the store has layout version {found}, newer than this build's {SCHEMA_VERSION}; upgrade concierge"
             ),
             StoreError::Sled(err) => write!(f, "storage error: {err}"),
+            StoreError::Flush { message } => write!(f, "storage flush failed: {message}"),
             StoreError::Encode { what, message } => write!(f, "cannot encode {what}: {message}"),
             StoreError::Decode { what, message } => {
                 write!(f, "cannot read {what} from the store: {message}")
@@ -494,6 +500,7 @@ pub struct Store {
     calendars: sled::Tree,
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
+    flusher: std::sync::Arc<flusher::Flusher>,
     reminded: sled::Tree,
     announcements: sled::Tree,
 }
@@ -586,6 +593,11 @@ impl Store {
             intent_log: db.open_tree(trees::INTENT_LOG)?,
             calendars: db.open_tree(trees::CALENDARS)?,
             schedule: std::sync::Arc::new(notices::Schedule::load(&reminders)?),
+            flusher: std::sync::Arc::new(flusher::Flusher::start(db.clone()).map_err(|err| {
+                StoreError::Flush {
+                    message: format!("cannot start the flusher thread: {err}"),
+                }
+            })?),
             reminders,
             reminded: db.open_tree(trees::REMINDED)?,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
@@ -666,7 +678,7 @@ impl Store {
         };
         self.imports
             .insert(record.id.to_be_bytes(), record.encode()?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(record)
     }
 
@@ -838,7 +850,7 @@ impl Store {
         match result {
             Ok(moved) => {
                 self.schedule.apply(&moved);
-                self.db.flush_async().await?;
+                self.durable().await?;
                 Ok(Committed::Done)
             }
             Err(TransactionError::Abort(earlier)) => {
@@ -860,7 +872,7 @@ impl Store {
             reason: reason.into(),
         };
         self.opt_outs.insert(phone.as_bytes(), record.encode()?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -897,7 +909,7 @@ impl Store {
                 message: format!("the stored status of {sid} is unreadable"),
             },
         })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(kept)
     }
 
@@ -993,7 +1005,7 @@ impl Store {
                 "calendar token transaction aborted".into(),
             )),
         })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(token)
     }
 
@@ -1038,7 +1050,7 @@ impl Store {
             last_error: None,
         };
         self.outbox.insert(id.to_be_bytes(), msg.encode()?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(id)
     }
 
@@ -1085,7 +1097,7 @@ impl Store {
                     StoreError::Sled(sled::Error::Unsupported("outbox update aborted".into()))
                 }
             })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -1131,7 +1143,7 @@ impl Store {
                     StoreError::Sled(sled::Error::Unsupported("routing save aborted".into()))
                 }
             })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -1161,7 +1173,7 @@ impl Store {
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         self.expert_tokens
             .insert(token_hash(&token), expert.as_bytes())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(token)
     }
 
@@ -1177,7 +1189,7 @@ impl Store {
     pub async fn add_lead(&self, mut lead: Lead) -> Result<Lead, StoreError> {
         lead.id = self.db.generate_id()?;
         self.leads.insert(lead.id.to_be_bytes(), lead.encode()?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(lead)
     }
 
@@ -1196,7 +1208,7 @@ impl Store {
         let mut key = transcript_prefix(attendee);
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
         self.transcript.insert(key, entry.encode()?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -1212,8 +1224,16 @@ impl Store {
 
     /// Writes everything to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.durable().await
+    }
+
+    /// Waits until everything written before the call is on disk (see `flusher`: one fsync for
+    /// all who wait at once).
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher
+            .durable()
+            .await
+            .map_err(|message| StoreError::Flush { message })
     }
 
     /// Bytes the database takes on disk.

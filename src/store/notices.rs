@@ -274,7 +274,7 @@ impl Store {
         }
         self.reminders.apply_batch(batch)?;
         self.schedule.apply(&moved);
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(moved.len())
     }
 
@@ -318,7 +318,7 @@ impl Store {
             })
             .map_err(|err| abort_error(err, "firing a reminder"))?;
         self.schedule.apply(moved.as_slice());
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(fired)
     }
 
@@ -425,7 +425,7 @@ impl Store {
             })
             .map_err(|err| abort_error(err, "the agenda transaction"))?;
         self.schedule.apply(&moved);
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(record)
     }
 
@@ -467,7 +467,7 @@ impl Store {
         );
         match result {
             Ok(()) => {
-                self.db.flush_async().await?;
+                self.durable().await?;
                 Ok(Ok(()))
             }
             Err(TransactionError::Abort(earlier)) => Ok(Err(Announcement::decode(&earlier)?)),

@@ -1,0 +1,416 @@
+//! `concierge load`: drives the SMS webhook over loopback the way Twilio would, and measures it.
+//!
+//! Each request is a correctly signed `POST /sms` with a new `MessageSid`, from one of many
+//! numbers, with a realistic mix of messages (what's next, searches, FAQs, where-is, saving,
+//! hand-offs, noise). Connections send back to back (closed loop) or at a fixed total rate (open
+//! loop, latency measured from when each request was due, so a stall is not hidden). Latencies go
+//! into an HDR histogram. In the same run it measures a baseline (a trivial axum handler answering
+//! a fixed TwiML string, in its own process like the service) and the disk's flush latency, since
+//! every acknowledged message is flushed before the answer.
+//!
+//! Without `--url`, it starts `concierge serve` itself, as a child process on a free loopback port
+//! with a fresh data dir, signature checking on, and stops it after.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+
+/// The account and auth token the load tool signs with when it starts the service itself.
+const ACCOUNT: &str = "AC10ad000000000000000000000000000a";
+const AUTH_TOKEN: &str = "load-test-auth-token";
+
+/// How a run is shaped.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub connections: usize,
+    pub duration: Duration,
+    pub warmup: Duration,
+    /// Requests per second in all, or `None` for as fast as the connections go.
+    pub rate: Option<u64>,
+    /// Distinct sender numbers.
+    pub numbers: u64,
+}
+
+/// Where requests go and how they are signed.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The webhook, e.g. `http://127.0.0.1:8080/sms`.
+    pub url: String,
+    /// The URL Twilio would sign (public_url + `/sms`) and the auth token; `None`: unsigned.
+    pub signing: Option<(String, String)>,
+    pub account: String,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Report {
+    pub ok: u64,
+    pub errors: u64,
+    /// The first few error descriptions.
+    pub error_samples: Vec<String>,
+    pub elapsed: Duration,
+    /// Microseconds.
+    pub latency: Histogram<u64>,
+}
+
+impl Report {
+    pub fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn describe(&self, name: &str) -> String {
+        format!(
+            "{name:<10} {:>9.0} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  ok {}  errors {}",
+            self.throughput(),
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.9),
+            self.quantile_ms(0.99),
+            self.latency.max() as f64 / 1000.0,
+            self.ok,
+            self.errors,
+        )
+    }
+}
+
+/// The message mix: (weight, messages).
+const MIX: &[(u32, &[&str])] = &[
+    (
+        30,
+        &[
+            "what's next",
+            "whats next?",
+            "next talks",
+            "what's on now",
+            "what's on after lunch",
+        ],
+    ),
+    (
+        20,
+        &[
+            "talks about video",
+            "anything on security?",
+            "is there a talk about webrtc",
+            "sessions on serverless tomorrow",
+            "data and ai talks",
+        ],
+    ),
+    (
+        15,
+        &[
+            "what's the wifi password",
+            "where can I get lunch",
+            "are the talks recorded?",
+            "code of conduct",
+        ],
+    ),
+    (
+        10,
+        &[
+            "where is the keynote",
+            "where is the bay room",
+            "who is speaking in main stage",
+        ],
+    ),
+    (5, &["2", "save that one", "my agenda"]),
+    (3, &["can a video expert help me", "talk to an expert"]),
+    (
+        17,
+        &[
+            "lol",
+            "asdf qwerty",
+            "ok thanks",
+            "hi",
+            "purple elephant banana",
+            "k",
+        ],
+    ),
+];
+
+fn pick(n: u64) -> &'static str {
+    let total: u32 = MIX.iter().map(|(w, _)| w).sum();
+    let mut x = splitmix(n);
+    let mut slot = (x % u64::from(total)) as u32;
+    x = splitmix(x);
+    for (w, messages) in MIX {
+        if slot < *w {
+            return messages[(x % messages.len() as u64) as usize];
+        }
+        slot -= w;
+    }
+    MIX[0].1[0]
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The form and signature of request `n`.
+fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<String>) {
+    let number = format!("+1555{:07}", splitmix(n ^ 0x5eed) % plan.numbers.max(1));
+    let params = vec![
+        ("AccountSid".to_string(), target.account.clone()),
+        ("Body".to_string(), pick(n).to_string()),
+        ("From".to_string(), number),
+        ("MessageSid".to_string(), format!("SM{run:016x}{n:016x}")),
+        ("NumMedia".to_string(), "0".to_string()),
+        ("To".to_string(), "+15550000000".to_string()),
+    ];
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
+    let signature = target
+        .signing
+        .as_ref()
+        .map(|(url, token)| crate::sms::signature::compute(token, url, &params));
+    (body, signature)
+}
+
+/// Runs the plan against the target: a warm-up (not recorded), then the measured part.
+pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(plan.connections)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let run = splitmix(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let measure_from = started + plan.warmup;
+    let end = measure_from + plan.duration;
+    let mut tasks = Vec::new();
+    for c in 0..plan.connections {
+        let (client, target, plan, counter) = (
+            client.clone(),
+            target.clone(),
+            plan.clone(),
+            counter.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            let (mut ok, mut errors, mut samples) = (0u64, 0u64, Vec::new());
+            // Open loop: this connection's share of the rate, starting staggered.
+            let interval = plan
+                .rate
+                .map(|r| Duration::from_secs_f64(plan.connections as f64 / r.max(1) as f64));
+            let mut due = started
+                + interval.map_or(Duration::ZERO, |i| {
+                    i.mul_f64(c as f64 / plan.connections as f64)
+                });
+            loop {
+                if interval.is_some() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let sent_at = if interval.is_some() {
+                    due
+                } else {
+                    Instant::now()
+                };
+                if sent_at >= end {
+                    break;
+                }
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (body, signature) = request(&target, &plan, run, n);
+                let mut req = client
+                    .post(&target.url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body);
+                if let Some(s) = signature {
+                    req = req.header("x-twilio-signature", s);
+                }
+                let result = req.send().await;
+                let outcome = match result {
+                    Ok(r) if r.status().is_success() => {
+                        r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                    }
+                    Ok(r) => Err(format!("HTTP {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                let done = Instant::now();
+                if sent_at >= measure_from {
+                    match outcome {
+                        Ok(()) => {
+                            ok += 1;
+                            let micros = done.duration_since(sent_at).as_micros() as u64;
+                            let _ = hist.record(micros.max(1));
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            if samples.len() < 3 {
+                                samples.push(e);
+                            }
+                        }
+                    }
+                }
+                if let Some(i) = interval {
+                    due += i;
+                }
+            }
+            (hist, ok, errors, samples)
+        }));
+    }
+    let mut report = Report {
+        ok: 0,
+        errors: 0,
+        error_samples: Vec::new(),
+        elapsed: plan.duration,
+        latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+    };
+    for t in tasks {
+        let (hist, ok, errors, samples) = t.await?;
+        report.latency.add(&hist)?;
+        report.ok += ok;
+        report.errors += errors;
+        for s in samples {
+            if report.error_samples.len() < 5 {
+                report.error_samples.push(s);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// fsync latency of the disk under `dir`: `rounds` 4 KiB writes each followed by `sync_data`.
+pub fn flush_latency(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("flush-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0x5au8; 4096];
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        hist.record((t.elapsed().as_micros() as u64).max(1))?;
+    }
+    drop(file);
+    let _ = std::fs::remove_file(path);
+    Ok(hist)
+}
+
+/// A child process killed when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits until `GET base/healthz` answers 200.
+pub async fn wait_healthy(base: &str, within: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > within {
+            bail!("{base} did not become healthy within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts `concierge serve` on a free port over `data_dir`, with signature checking on. Returns
+/// the process and the target for it.
+pub fn spawn_service(
+    data_dir: &Path,
+    extra_env: &[(&str, &str)],
+) -> Result<(ChildGuard, String, Target)> {
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    std::fs::create_dir_all(data_dir)?;
+    let config = data_dir.join("load.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bind = \"127.0.0.1:{port}\"\nmetrics_bind = \"off\"\npublic_url = \"{base}\"\n\
+             data_dir = \"{}\"\n\n[twilio]\naccount_sid = \"{ACCOUNT}\"\nauth_token = \"{AUTH_TOKEN}\"\n\
+             sender = \"+15550000000\"\napi_base = \"http://127.0.0.1:9\"\n",
+            data_dir.join("data").display()
+        ),
+    )?;
+    let exe = std::env::current_exe().context("cannot find the concierge binary")?;
+    let mut command = Command::new(exe);
+    command
+        .args(["--config"])
+        .arg(&config)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let child = command.spawn().context("cannot start concierge serve")?;
+    let target = Target {
+        url: format!("{base}/sms"),
+        signing: Some((format!("{base}/sms"), AUTH_TOKEN.to_string())),
+        account: ACCOUNT.to_string(),
+    };
+    Ok((ChildGuard(child), base, target))
+}
+
+/// Starts the baseline (`concierge load-baseline`) on a free port.
+pub fn spawn_baseline() -> Result<(ChildGuard, String)> {
+    let port = free_port()?;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args(["load-baseline", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the baseline server")?;
+    Ok((ChildGuard(child), format!("http://127.0.0.1:{port}")))
+}
+
+/// The baseline: a trivial axum handler answering a fixed TwiML string.
+pub async fn baseline(bind: std::net::SocketAddr) -> Result<()> {
+    async fn sms() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Hi!</Message></Response>",
+        )
+    }
+    let app = axum::Router::new()
+        .route("/sms", axum::routing::post(sms))
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// A fresh scratch folder for a run.
+pub fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "concierge-load-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    ))
+}

@@ -1,0 +1,47 @@
+//! The load tool end to end, briefly: it starts the service as a child process, drives the signed
+//! webhook from 16 connections at once, and every request is answered. (This is also the
+//! regression test for concurrent flushes: sled 0.34's `flush_async` deadlocked under exactly this
+//! load; see `store::flusher`.)
+
+#[test]
+fn sixteen_connections_are_all_answered() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args([
+            "load",
+            "--duration",
+            "2",
+            "--warmup",
+            "0",
+            "--connections",
+            "16",
+            "--numbers",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {stdout}"))
+            .to_string()
+    };
+    let concierge = line("concierge ");
+    assert!(concierge.ends_with("errors 0"), "{concierge}");
+    let ok: u64 = concierge
+        .split("ok ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(ok > 100, "{concierge}");
+    assert!(line("baseline ").ends_with("errors 0"));
+    assert!(line("ratio:").contains("concierge / baseline throughput"));
+    assert!(line("disk flush").contains("p99"));
+}
