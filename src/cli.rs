@@ -94,8 +94,8 @@ pub struct LoadArgs {
     /// Requests per second in all (open loop); without, each connection sends back to back.
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Distinct sender numbers.
-    #[arg(long, default_value_t = 10_000)]
+    /// Distinct sender numbers (each is rate limited like a real sender, `sms.messages_*`).
+    #[arg(long, default_value_t = 100_000)]
     pub numbers: u64,
     /// A running service's base URL (default: start one, with a fresh data dir).
     #[arg(long)]

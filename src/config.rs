@@ -75,6 +75,8 @@ pub struct SmsConfig {
     pub context_idle_minutes: u32,
     /// Outbound sends per second at most (Twilio long codes take about 1, Messaging Services more).
     pub send_rate_per_second: f64,
+    /// Messages one number may send (a minute, at once) before the webhook answers 429.
+    pub per_number: crate::limits::Rate,
     /// Development only: accept webhooks without checking `X-Twilio-Signature`. Set by the
     /// `serve --dev-skip-signature` flag alone, never by the file or the environment.
     pub skip_signature: bool,
@@ -158,6 +160,8 @@ pub struct RawSms {
     pub max_segments: Option<usize>,
     pub context_idle_minutes: Option<u32>,
     pub send_rate_per_second: Option<f64>,
+    pub messages_per_minute: Option<u32>,
+    pub messages_burst: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -380,6 +384,17 @@ impl RawConfig {
                 "sms.context_idle_minutes = {context_idle_minutes} must be from 1 to 1440"
             )));
         }
+        let per_number = crate::limits::Rate {
+            per_minute: raw_sms.messages_per_minute.unwrap_or(30),
+            burst: raw_sms.messages_burst.unwrap_or(10),
+        };
+        if !(1..=100_000).contains(&per_number.per_minute)
+            || !(1..=100_000).contains(&per_number.burst)
+        {
+            return Err(err(
+                "sms.messages_per_minute and sms.messages_burst must be from 1 to 100000".into(),
+            ));
+        }
         let raw_web = self.web.unwrap_or_default();
         let limit = |name: &str, value: Option<u32>, default: u32| {
             let v = value.unwrap_or(default);
@@ -438,6 +453,7 @@ impl RawConfig {
                 max_segments,
                 context_idle_minutes,
                 send_rate_per_second,
+                per_number,
                 skip_signature: false,
             },
             web,

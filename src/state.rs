@@ -49,18 +49,20 @@ pub struct AppState {
     pub web_push: tokio::sync::broadcast::Sender<WebPush>,
     /// Wakes the outbox worker when a message is queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
-    /// The web chat's rate limits.
-    pub chat_limits: Arc<ChatLimits>,
+    /// Rate limits of the web chat and of SMS senders.
+    pub limits: Arc<RateLimits>,
     pub metrics: Arc<crate::metrics::Metrics>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
 
-/// The web chat's rate limiters (see `crate::http::chat`).
+/// Rate limiters: the web chat (see `crate::http::chat`) and SMS senders.
 #[derive(Debug)]
-pub struct ChatLimits {
+pub struct RateLimits {
     pub per_conversation: crate::limits::RateLimiter,
     pub per_address: crate::limits::RateLimiter,
+    /// SMS messages per number (the webhook).
+    pub per_number: crate::limits::RateLimiter,
 }
 
 /// What start-up did about the agenda, for the log.
@@ -128,13 +130,14 @@ impl AppState {
             LiveIntents::open(&config.intents_dir, &agenda, now).map_err(StateError::Intents)?;
         let desk = crate::desk::Desk::open(store.clone(), &config.routing_file, now)
             .map_err(StateError::Routing)?;
-        let chat_limits = ChatLimits {
+        let limits = RateLimits {
             per_conversation: crate::limits::RateLimiter::new(config.web.per_conversation, 100_000),
             per_address: crate::limits::RateLimiter::new(config.web.per_address, 100_000),
+            per_number: crate::limits::RateLimiter::new(config.sms.per_number, 100_000),
         };
         let state = AppState {
             metrics: Arc::new(crate::metrics::Metrics::new()),
-            chat_limits: Arc::new(chat_limits),
+            limits: Arc::new(limits),
             config: Arc::new(config),
             store,
             clock,

@@ -15,7 +15,7 @@ fn sixteen_connections_are_all_answered() {
             "--connections",
             "16",
             "--numbers",
-            "50",
+            "1000000",
         ])
         .output()
         .unwrap();

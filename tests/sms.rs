@@ -601,3 +601,56 @@ async fn a_hand_off_queues_a_task_that_an_expert_takes_and_survives_a_restart() 
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_from_one_number_does_not_starve_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+    let flooder = "+14155550199";
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let sid = format!("SMflood{i:027}");
+        let params: Vec<(&str, String)> = inbound(&sid, "whats next")
+            .into_iter()
+            .map(|(k, v)| {
+                if k == "From" {
+                    (k, flooder.to_string())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _) = server
+            .post_signed("/sms", &params, Some(&format!("{PUBLIC}/sms")))
+            .await;
+        statuses.push(status);
+    }
+    // The burst (10), then refused; nothing of the refused ones is stored.
+    assert_eq!(&statuses[..10], &[200; 10]);
+    assert_eq!(&statuses[10..], &[429; 5]);
+    let transcript = server.store.transcript(&format!("sms:{flooder}")).unwrap();
+    assert_eq!(transcript.iter().filter(|e| e.inbound).count(), 10);
+    // Another number is answered at once; a redelivery of an answered message still is too.
+    let (status, twiml) = server
+        .sms("SMother000000000000000000000000001", "whats next")
+        .await;
+    assert_eq!(status, 200);
+    assert!(messages(&twiml)[0].starts_with("Next up"), "{twiml}");
+    let params: Vec<(&str, String)> = inbound("SMflood000000000000000000000000000", "whats next")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "From" {
+                (k, flooder.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = server
+        .post_signed("/sms", &params, Some(&format!("{PUBLIC}/sms")))
+        .await;
+    assert_eq!(status, 200, "a redelivery is answered");
+    server.stop().await;
+}

@@ -118,7 +118,7 @@ fn retry_after(wait: jiff::SignedDuration) -> AppError {
 
 fn limit_address(state: &AppState, addr: &ClientAddr) -> Result<(), AppError> {
     state
-        .chat_limits
+        .limits
         .per_address
         .check(&addr.0, state.clock.now())
         .map_err(retry_after)
@@ -126,7 +126,7 @@ fn limit_address(state: &AppState, addr: &ClientAddr) -> Result<(), AppError> {
 
 fn limit_conversation(state: &AppState, key: &str) -> Result<(), AppError> {
     state
-        .chat_limits
+        .limits
         .per_conversation
         .check(key, state.clock.now())
         .map_err(retry_after)

@@ -103,6 +103,26 @@ async fn inbound(
     let phone = Phone::parse(from)
         .ok_or_else(|| AppError::BadRequest("From is not an E.164 phone number".into()))?;
     let message_sid = form::get(&params, "MessageSid").map(str::to_string);
+    // One number flooding cannot starve the others: over its rate it gets 429, and nothing is
+    // stored. A redelivery of a message already answered is not counted.
+    let redelivery = match &message_sid {
+        Some(sid) => state
+            .store
+            .processed(sid)
+            .map_err(|err| AppError::Internal(err.to_string()))?
+            .is_some(),
+        None => false,
+    };
+    if !redelivery {
+        if let Err(wait) = state
+            .limits
+            .per_number
+            .check(phone.as_str(), state.clock.now())
+        {
+            tracing::info!(from = %phone.redacted(), "rate limited");
+            return Err(AppError::TooManyRequests(wait.as_secs().max(0) as u64 + 1));
+        }
+    }
     let token = headers
         .get("i-twilio-idempotency-token")
         .and_then(|v| v.to_str().ok())
