@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod desk;
+pub mod fuzzing;
 pub mod http;
 pub mod ical;
 pub mod import;

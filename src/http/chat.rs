@@ -515,12 +515,19 @@ fn pushed(state: &AppState, key: &str, push: crate::state::WebPush) -> Value {
     v
 }
 
+/// Reads a client frame; the error says what is wrong with it (the fuzz target's entry point).
+pub fn read_frame(text: &str) -> Result<(), String> {
+    parse_frame(text).map(|_| ())
+}
+
+fn parse_frame(text: &str) -> Result<Frame, String> {
+    serde_json::from_str(text).map_err(|err| format!("not a frame this server takes: {err}"))
+}
+
 async fn answer(state: &AppState, key: &str, text: &str) -> Value {
-    let frame: Frame = match serde_json::from_str(text) {
+    let frame = match parse_frame(text) {
         Ok(f) => f,
-        Err(err) => {
-            return json!({ "type": "error", "message": format!("not a frame this server takes: {err}") });
-        }
+        Err(message) => return json!({ "type": "error", "message": message }),
     };
     match frame {
         Frame::Message {
