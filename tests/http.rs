@@ -175,3 +175,36 @@ async fn an_imported_agenda_is_never_replaced_by_the_demo() {
     assert_eq!(body["agenda"]["sessions"], 79);
     server.stop().await;
 }
+
+/// A client that never finishes its request head is cut off after `HEADER_TIMEOUT`, and others
+/// are served meanwhile; a slow body is cut off by the request timeout.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "2026-06-09T17:05:00Z").await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /sms HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Meanwhile everyone else is served.
+    let r = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        concierge::http::HEADER_TIMEOUT + std::time::Duration::from_secs(3),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "the slow connection is still open");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= concierge::http::HEADER_TIMEOUT - std::time::Duration::from_millis(100),
+        "cut off too early: {elapsed:?}"
+    );
+    server.stop().await;
+}
