@@ -126,7 +126,14 @@ pub fn html_to_text(html: &str) -> String {
 /// Decodes the entity at the start of `s` (which starts with '&'). Returns the text and how many bytes
 /// were consumed; an unknown or malformed entity is kept as a literal '&'.
 fn decode_entity(s: &str) -> (String, usize) {
-    let Some(semi) = s[..s.len().min(12)].find(';') else {
+    // Look for the ';' in the first 12 bytes, on character boundaries (found by fuzzing: "&la
+    // en español" cut a character in two).
+    let Some(semi) = s
+        .char_indices()
+        .take_while(|(i, _)| *i < 12)
+        .find(|(_, c)| *c == ';')
+        .map(|(i, _)| i)
+    else {
         return ("&".into(), 1);
     };
     let body = &s[1..semi];
@@ -182,6 +189,19 @@ fn collapse_blank(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_ampersand_before_accented_text_is_kept() {
+        // Found by fuzzing the importers: this panicked.
+        assert_eq!(
+            super::html_to_text("Charla &la en español sobre cifrado."),
+            "Charla &la en español sobre cifrado."
+        );
+        assert_eq!(
+            super::html_to_text("a &amp; ñ &ñññññññ;"),
+            "a & ñ &ñññññññ;"
+        );
+    }
+
     use super::*;
 
     #[test]
