@@ -2,42 +2,23 @@
 //! queues, agenda), the agenda upload through the importers (a bad file changes nothing), and
 //! what experts see of a conversation.
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use concierge::clock::FixedClock;
-use concierge::config::{Origin, RawConfig};
+use concierge::config::RawConfig;
 use concierge::state::AppState;
-use concierge::store::Store;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "an-operator-token-of-some-length";
 
 async fn server() -> (String, AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let raw = RawConfig {
         admin_token: Some(TOKEN.into()),
         ..RawConfig::default()
     };
-    let mut config = raw
-        .validate(Origin {
-            file: None,
-            env: vec![],
-        })
-        .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
-    let store = Store::open(dir.path(), 8 << 20).unwrap();
-    let clock = Arc::new(FixedClock::new("2026-06-09T17:05:00Z".parse().unwrap()));
-    let (state, _) = AppState::open(config, store, clock).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(concierge::http::run(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
-    (base, state, dir)
+    common::serve(raw, "2026-06-09T17:05:00Z").await
 }
 
 async fn chat(base: &str, token: &str, id: &str, text: &str) -> Value {

@@ -2,41 +2,22 @@
 //! checked by an independent parser (the `icalendar` crate, whose time zones come from chrono-tz,
 //! not from the bundled database concierge uses).
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use concierge::agenda::AgendaIndex;
-use concierge::clock::FixedClock;
-use concierge::config::{Origin, RawConfig};
+use concierge::config::RawConfig;
 use concierge::state::AppState;
-use concierge::store::Store;
 use icalendar::{CalendarComponent, Component, DatePerhapsTime, EventLike};
 use serde_json::{Value, json};
 
 async fn server() -> (String, AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RawConfig {
+    let raw = RawConfig {
         public_url: Some("https://concierge.example.org".into()),
         ..RawConfig::default()
-    }
-    .validate(Origin {
-        file: None,
-        env: vec![],
-    })
-    .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
-    let store = Store::open(dir.path(), 8 << 20).unwrap();
-    let clock = Arc::new(FixedClock::new("2026-06-09T17:05:00Z".parse().unwrap()));
-    let (state, _) = AppState::open(config, store, clock).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(concierge::http::run(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
-    (base, state, dir)
+    };
+    common::serve(raw, "2026-06-09T17:05:00Z").await
 }
 
 async fn say(base: &str, token: &str, id: &str, text: &str) -> Value {

@@ -2,13 +2,10 @@
 //! the same engine as SMS (not cut to SMS segments), idempotent retries, history to resume, limits,
 //! and expert messages showing up in the history.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use concierge::clock::FixedClock;
-use concierge::config::{Origin, RawConfig};
+use concierge::config::RawConfig;
 use concierge::state::AppState;
-use concierge::store::Store;
 use serde_json::{Value, json};
 
 async fn server() -> (String, AppState, tempfile::TempDir) {
@@ -16,26 +13,7 @@ async fn server() -> (String, AppState, tempfile::TempDir) {
 }
 
 async fn server_with(raw: RawConfig) -> (String, AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = raw
-        .validate(Origin {
-            file: None,
-            env: vec![],
-        })
-        .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
-    let store = Store::open(dir.path(), 8 << 20).unwrap();
-    let clock = Arc::new(FixedClock::new("2026-06-09T17:05:00Z".parse().unwrap()));
-    let (state, _) = AppState::open(config, store, clock).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(concierge::http::run(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
-    (base, state, dir)
+    common::serve(raw, "2026-06-09T17:05:00Z").await
 }
 
 async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {

@@ -74,3 +74,33 @@ pub async fn twilio_stub() -> (String, Sent) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (base, sent)
 }
+
+/// The service in-process on a loopback port: `raw` validated, a fresh data dir, the demo routing
+/// file, a fixed clock at `now`. Returns the base URL, the state and the data dir (kept alive).
+pub async fn serve(
+    raw: concierge::config::RawConfig,
+    now: &str,
+) -> (String, concierge::state::AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = raw
+        .validate(concierge::config::Origin {
+            file: None,
+            env: vec![],
+        })
+        .unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.routing_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
+    let store = concierge::store::Store::open(dir.path(), 8 << 20).unwrap();
+    let clock = std::sync::Arc::new(concierge::clock::FixedClock::new(now.parse().unwrap()));
+    let (state, _) = concierge::state::AppState::open(config, store, clock)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(concierge::http::run(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
+    (base, state, dir)
+}
