@@ -396,6 +396,13 @@ impl Desk {
         self.board().experts().to_vec()
     }
 
+    /// An expert's display name; the id itself for an expert no longer in the routing file.
+    pub fn expert_name(&self, id: &str) -> String {
+        self.board()
+            .expert(id)
+            .map_or_else(|| id.to_string(), |e| e.name.clone())
+    }
+
     pub fn estimate(&self, skill: Option<&str>, language: &str, now: Timestamp) -> Estimate {
         self.board()
             .estimate(&self.routing.load(), skill, language, now)

@@ -386,14 +386,7 @@ fn conversation_state(state: &AppState, attendee: &Attendee) -> Value {
             })
         }
         TaskStatus::Assigned | TaskStatus::Wrapping => {
-            let name = task.expert.as_deref().map(|id| {
-                state
-                    .desk
-                    .experts()
-                    .into_iter()
-                    .find(|e| e.id == id)
-                    .map_or_else(|| id.to_string(), |e| e.name)
-            });
+            let name = task.expert.as_deref().map(|id| state.desk.expert_name(id));
             json!({ "mode": "expert", "expert": name })
         }
         TaskStatus::Completed | TaskStatus::Canceled => json!({ "mode": "bot" }),

@@ -253,16 +253,6 @@ async fn tell_attendee(
         .map_err(|err| AppError::Internal(err.to_string()))
 }
 
-/// The expert's display name.
-fn name_of(state: &AppState, id: &str) -> String {
-    state
-        .desk
-        .experts()
-        .into_iter()
-        .find(|e| e.id == id)
-        .map_or_else(|| id.to_string(), |e| e.name)
-}
-
 async fn accept(
     ExpertAuth(id): ExpertAuth,
     State(state): State<AppState>,
@@ -274,7 +264,7 @@ async fn accept(
         .await
         .map_err(desk_error)?;
     let t = state.desk.task(task).ok_or(AppError::NotFound)?;
-    let hello = texts(&t.language).expert_joined(&name_of(&state, &id));
+    let hello = texts(&t.language).expert_joined(&state.desk.expert_name(&id));
     tell_attendee(&state, &t.attendee, &hello, None).await?;
     Ok(Json(task_view(&t)))
 }
@@ -318,7 +308,13 @@ async fn message(
             "task {task} is not a conversation of yours"
         )));
     }
-    tell_attendee(&state, &t.attendee, text, Some(&name_of(&state, &id))).await?;
+    tell_attendee(
+        &state,
+        &t.attendee,
+        text,
+        Some(&state.desk.expert_name(&id)),
+    )
+    .await?;
     Ok(Json(json!({ "sent": true })))
 }
 
