@@ -35,8 +35,20 @@ pub struct WebPush {
     pub by: Option<String>,
 }
 
+/// The state handed to every request: one reference count to clone.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What an [`AppState`] shares.
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
@@ -135,7 +147,7 @@ impl AppState {
             per_address: crate::limits::RateLimiter::new(config.web.per_address, 100_000),
             per_number: crate::limits::RateLimiter::new(config.sms.per_number, 100_000),
         };
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             limits: Arc::new(limits),
             config: Arc::new(config),
@@ -148,7 +160,7 @@ impl AppState {
             web_push: tokio::sync::broadcast::channel(1024).0,
             agenda: Arc::new(ArcSwap::from_pointee(AgendaIndex::new(agenda))),
             started: now,
-        };
+        }));
         Ok((state, boot))
     }
 

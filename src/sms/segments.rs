@@ -26,7 +26,34 @@ pub struct Count {
     pub segments: usize,
 }
 
+/// Septets per ASCII character (0: not in GSM 03.38), built from the two tables above.
+const GSM_ASCII: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let (basic, extension) = (GSM_BASIC.as_bytes(), GSM_EXTENSION.as_bytes());
+    let mut i = 0;
+    while i < basic.len() {
+        if basic[i] < 128 {
+            table[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < extension.len() {
+        if extension[i] < 128 {
+            table[extension[i] as usize] = 2;
+        }
+        i += 1;
+    }
+    table
+};
+
 fn gsm_units(c: char) -> Option<usize> {
+    if c.is_ascii() {
+        return match GSM_ASCII[c as usize] {
+            0 => None,
+            n => Some(usize::from(n)),
+        };
+    }
     if GSM_BASIC.contains(c) {
         Some(1)
     } else if GSM_EXTENSION.contains(c) {
@@ -124,6 +151,24 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_table_agrees_with_the_alphabet() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let slow = if GSM_BASIC.contains(c) {
+                Some(1)
+            } else if GSM_EXTENSION.contains(c) {
+                Some(2)
+            } else {
+                None
+            };
+            assert_eq!(gsm_units(c), slow, "{c:?}");
+        }
+        assert_eq!(gsm_units('`'), None);
+        assert_eq!(gsm_units('{'), Some(2));
+        assert_eq!(gsm_units('a'), Some(1));
+    }
 
     #[test]
     fn counting_table() {

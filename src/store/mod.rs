@@ -49,8 +49,8 @@ use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
-mod flusher;
 mod notices;
+mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
 
 /// Tree names.
@@ -435,6 +435,10 @@ pub enum StoreError {
     Flush {
         message: String,
     },
+    /// A batch of conversation turns could not be written (nothing of it was).
+    Commit {
+        message: String,
+    },
     Encode {
         what: &'static str,
         message: String,
@@ -463,6 +467,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Sled(err) => write!(f, "storage error: {err}"),
             StoreError::Flush { message } => write!(f, "storage flush failed: {message}"),
+            StoreError::Commit { message } => write!(f, "storage write failed: {message}"),
             StoreError::Encode { what, message } => write!(f, "cannot encode {what}: {message}"),
             StoreError::Decode { what, message } => {
                 write!(f, "cannot read {what} from the store: {message}")
@@ -479,9 +484,20 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// A handle on the store. Cheap to clone; all clones share one database.
+/// A handle on the store. Cheap to clone (one reference count); all clones share one database.
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(std::sync::Arc<Inner>);
+
+impl std::ops::Deref for Store {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The database and its trees, behind every [`Store`] handle.
+pub struct Inner {
     db: sled::Db,
     meta: sled::Tree,
     imports: sled::Tree,
@@ -500,7 +516,7 @@ pub struct Store {
     calendars: sled::Tree,
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
-    flusher: std::sync::Arc<flusher::Flusher>,
+    writer: writer::Writer,
     reminded: sled::Tree,
     announcements: sled::Tree,
 }
@@ -578,33 +594,54 @@ impl Store {
             }
         }
         let reminders = db.open_tree(trees::REMINDERS)?;
-        Ok(Store {
+        let schedule = std::sync::Arc::new(notices::Schedule::load(&reminders)?);
+        let turn_trees = writer::TurnTrees {
+            idempotency: db.open_tree(trees::IDEMPOTENCY)?,
             attendees: db.open_tree(trees::ATTENDEES)?,
             transcript: db.open_tree(trees::TRANSCRIPT)?,
             opt_outs: db.open_tree(trees::OPT_OUTS)?,
-            idempotency: db.open_tree(trees::IDEMPOTENCY)?,
+            tasks: db.open_tree(trees::TASKS)?,
+            intent_log: db.open_tree(trees::INTENT_LOG)?,
+            reminders: reminders.clone(),
+            reminded: db.open_tree(trees::REMINDED)?,
+        };
+        let writer = writer::Writer::start(db.clone(), turn_trees.clone(), schedule.clone())
+            .map_err(|err| StoreError::Flush {
+                message: format!("cannot start the store's writer thread: {err}"),
+            })?;
+        let writer::TurnTrees {
+            idempotency,
+            attendees,
+            transcript,
+            opt_outs,
+            tasks,
+            intent_log,
+            reminders,
+            reminded,
+        } = turn_trees;
+        Ok(Store(std::sync::Arc::new(Inner {
+            attendees,
+            transcript,
+            opt_outs,
+            idempotency,
             delivery: db.open_tree(trees::DELIVERY)?,
             outbox: db.open_tree(trees::OUTBOX)?,
             outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
             experts: db.open_tree(trees::EXPERTS)?,
-            tasks: db.open_tree(trees::TASKS)?,
+            tasks,
             expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
             leads: db.open_tree(trees::LEADS)?,
-            intent_log: db.open_tree(trees::INTENT_LOG)?,
+            intent_log,
             calendars: db.open_tree(trees::CALENDARS)?,
-            schedule: std::sync::Arc::new(notices::Schedule::load(&reminders)?),
-            flusher: std::sync::Arc::new(flusher::Flusher::start(db.clone()).map_err(|err| {
-                StoreError::Flush {
-                    message: format!("cannot start the flusher thread: {err}"),
-                }
-            })?),
+            schedule,
+            writer,
             reminders,
-            reminded: db.open_tree(trees::REMINDED)?,
+            reminded,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
             db,
             meta,
             imports,
-        })
+        })))
     }
 
     /// The current agenda, if one was ever stored.
@@ -738,39 +775,27 @@ impl Store {
         Ok(n)
     }
 
-    /// Writes everything one message changed in one transaction, then flushes. If the message was
-    /// processed already (same idempotency key), nothing is written and the earlier reply returned.
+    /// Writes everything one message changed in one transaction (with the other turns queued at
+    /// the same moment, see `writer`), and returns once it is on disk. If the message was processed
+    /// already (same idempotency key), nothing is written and the earlier reply returned.
     pub async fn commit_turn(
         &self,
         record: TurnRecord,
         now: Timestamp,
     ) -> Result<Committed, StoreError> {
-        let mut ids = Vec::with_capacity(record.outbound.len() + 2);
-        for _ in 0..record.outbound.len() + 1 {
-            ids.push(self.db.generate_id()?);
-        }
-        let log_key = intent_log_key(now, ids[0]);
-        let log = record.log.encode()?;
-        let remind: Vec<ReminderKey> = record.remind.iter().map(ReminderKey::of).collect();
-        let unremind: Vec<Vec<u8>> = record
-            .unremind
-            .iter()
-            .map(|session| notices::pair(session, &record.attendee_key))
-            .collect();
-        let attendee_bytes = record.attendee.encode()?;
         let prefix = transcript_prefix(&record.attendee_key);
-        let mut entries = Vec::with_capacity(ids.len());
-        for (id, entry) in ids
-            .iter()
-            .zip(std::iter::once(&record.inbound).chain(&record.outbound))
-        {
+        let mut transcript = Vec::with_capacity(record.outbound.len() + 1);
+        let mut first_id = None;
+        for entry in std::iter::once(&record.inbound).chain(&record.outbound) {
+            let id = self.db.generate_id()?;
+            first_id.get_or_insert(id);
             let mut key = prefix.clone();
             key.extend_from_slice(&id.to_be_bytes());
-            entries.push((key, entry.encode()?));
+            transcript.push((key, entry.encode()?));
         }
-        let processed = match &record.idempotency {
+        let idempotency = match &record.idempotency {
             Some((key, reply)) => Some((
-                key.clone(),
+                key.as_bytes().to_vec(),
                 Processed {
                     at: now,
                     reply: reply.clone(),
@@ -779,84 +804,54 @@ impl Store {
             )),
             None => None,
         };
-        let opt_out = OptOut {
-            at: now,
-            reason: record.opt_out_reason.clone(),
-        }
-        .encode()?;
-        let tasks: Vec<([u8; 8], Vec<u8>)> = record
-            .tasks
-            .iter()
-            .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
-            .collect::<Result<_, StoreError>>()?;
-        let result = (
-            &self.idempotency,
-            &self.attendees,
-            &self.transcript,
-            &self.opt_outs,
-            &self.tasks,
-            &self.intent_log,
-            &self.reminders,
-            &self.reminded,
-        )
-            .transaction(
-                |(
-                    idem,
-                    attendees,
-                    transcript,
-                    opt_outs,
-                    task_tree,
-                    log_tree,
-                    reminders,
-                    reminded,
-                )| {
-                    if let Some((key, bytes)) = &processed {
-                        if let Some(earlier) = idem.get(key.as_bytes())? {
-                            return sled::transaction::abort(earlier.to_vec());
-                        }
-                        idem.insert(key.as_bytes(), bytes.as_slice())?;
-                    }
-                    attendees.insert(record.attendee_key.as_bytes(), attendee_bytes.as_slice())?;
-                    for (key, bytes) in &entries {
-                        transcript.insert(key.as_slice(), bytes.as_slice())?;
-                    }
-                    if let Some(phone) = &record.phone {
-                        for effect in &record.effects {
-                            match effect {
-                                Effect::OptOut => {
-                                    opt_outs.insert(phone.as_bytes(), opt_out.as_slice())?;
-                                }
-                                Effect::OptIn => {
-                                    opt_outs.remove(phone.as_bytes())?;
-                                }
-                                _ => {}
+        let mut opt_outs = Vec::new();
+        if let Some(phone) = &record.phone {
+            for effect in &record.effects {
+                match effect {
+                    Effect::OptOut => opt_outs.push((
+                        phone.as_bytes().to_vec(),
+                        Some(
+                            OptOut {
+                                at: now,
+                                reason: record.opt_out_reason.clone(),
                             }
-                        }
-                    }
-                    for (key, bytes) in &tasks {
-                        task_tree.insert(&key[..], bytes.as_slice())?;
-                    }
-                    log_tree.insert(&log_key[..], log.as_slice())?;
-                    let mut moved = Vec::new();
-                    for pair in &unremind {
-                        moved.extend(notices::unschedule_in(reminders, pair)?);
-                    }
-                    for key in &remind {
-                        moved.extend(notices::schedule_in(reminders, reminded, key)?);
-                    }
-                    Ok(moved)
-                },
-            );
-        match result {
-            Ok(moved) => {
-                self.schedule.apply(&moved);
-                self.durable().await?;
-                Ok(Committed::Done)
+                            .encode()?,
+                        ),
+                    )),
+                    Effect::OptIn => opt_outs.push((phone.as_bytes().to_vec(), None)),
+                    _ => {}
+                }
             }
-            Err(TransactionError::Abort(earlier)) => {
+        }
+        let turn = writer::PreparedTurn {
+            idempotency,
+            attendee: (
+                record.attendee_key.as_bytes().to_vec(),
+                record.attendee.encode()?,
+            ),
+            transcript,
+            opt_outs,
+            tasks: record
+                .tasks
+                .iter()
+                .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
+                .collect::<Result<_, StoreError>>()?,
+            log: (
+                intent_log_key(now, first_id.unwrap_or_default()),
+                record.log.encode()?,
+            ),
+            unremind: record
+                .unremind
+                .iter()
+                .map(|session| notices::pair(session, &record.attendee_key))
+                .collect(),
+            remind: record.remind.iter().map(ReminderKey::of).collect(),
+        };
+        match self.writer.commit(turn).await? {
+            writer::TurnWritten::Done => Ok(Committed::Done),
+            writer::TurnWritten::Duplicate(earlier) => {
                 Ok(Committed::Duplicate(Processed::decode(&earlier)?.reply))
             }
-            Err(TransactionError::Storage(err)) => Err(StoreError::Sled(err)),
         }
     }
 
@@ -1227,13 +1222,10 @@ impl Store {
         self.durable().await
     }
 
-    /// Waits until everything written before the call is on disk (see `flusher`: one fsync for
+    /// Waits until everything written before the call is on disk (see `writer`: one flush for
     /// all who wait at once).
     async fn durable(&self) -> Result<(), StoreError> {
-        self.flusher
-            .durable()
-            .await
-            .map_err(|message| StoreError::Flush { message })
+        self.writer.durable().await
     }
 
     /// Bytes the database takes on disk.
@@ -1260,5 +1252,69 @@ mod tests {
         let err = ImportRecord::decode(&bytes).unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(ImportRecord::decode(&[]).is_err());
+    }
+
+    fn turn(attendee: &str, message: &str) -> TurnRecord {
+        let entry = |inbound: bool, text: &str| TranscriptEntry {
+            at: Timestamp::UNIX_EPOCH,
+            inbound,
+            text: text.into(),
+            message_id: inbound.then(|| message.to_string()),
+            intent: None,
+            sessions: Vec::new(),
+            by: None,
+        };
+        TurnRecord {
+            attendee_key: attendee.into(),
+            phone: None,
+            attendee: Attendee::default(),
+            inbound: entry(true, "hi"),
+            outbound: vec![entry(false, &format!("reply to {message}"))],
+            effects: Vec::new(),
+            idempotency: Some((message.into(), format!("reply to {message}"))),
+            tasks: Vec::new(),
+            opt_out_reason: String::new(),
+            log: IntentEvent {
+                intent: "greeting".into(),
+                unmatched: None,
+            },
+            remind: Vec::new(),
+            unremind: Vec::new(),
+        }
+    }
+
+    /// Every message delivered twice at the same moment: the two land in the same batch (or in
+    /// consecutive ones), and exactly one of them is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_redelivery_in_the_same_batch_writes_nothing() {
+        let store = Store::temporary().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let tasks: Vec<_> = (0..400)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (attendee, message) = (format!("a{}", i / 2), format!("SM{}", i / 2));
+                    store.commit_turn(turn(&attendee, &message), now).await
+                })
+            })
+            .collect();
+        let (mut done, mut duplicates) = (0, 0);
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Committed::Done => done += 1,
+                Committed::Duplicate(reply) => {
+                    assert!(reply.starts_with("reply to SM"), "{reply}");
+                    duplicates += 1;
+                }
+            }
+        }
+        assert_eq!((done, duplicates), (200, 200));
+        for a in 0..200 {
+            assert_eq!(store.transcript_len(&format!("a{a}")).unwrap(), 2, "a{a}");
+        }
+        assert_eq!(
+            store.processed("SM7").unwrap().unwrap().reply,
+            "reply to SM7"
+        );
     }
 }
