@@ -1,7 +1,7 @@
 //! The load tool end to end, briefly: it starts the service as a child process, drives the signed
 //! webhook from 16 connections at once, and every request is answered. (This is also the
 //! regression test for concurrent flushes: sled 0.34's `flush_async` deadlocked under exactly this
-//! load; see `store::flusher`.)
+//! load; see `store::writer`.)
 
 #[test]
 fn sixteen_connections_are_all_answered() {
