@@ -271,3 +271,35 @@ async fn experts_see_the_history_but_not_the_number() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+/// A path or query parameter that does not parse gets the API's JSON error, like every other
+/// error (axum's own rejections answer in plain text).
+#[tokio::test]
+async fn unparsable_paths_and_queries_get_json_errors() {
+    let (base, state, _dir) = server().await;
+    let nora = state.store.issue_expert_token("nora").await.unwrap();
+    let client = reqwest::Client::new();
+    for (request, token) in [
+        (
+            client.get(format!("{base}/expert/tasks/not-a-number")),
+            &nora,
+        ),
+        (client.post(format!("{base}/expert/tasks/-1/accept")), &nora),
+        (
+            client.get(format!("{base}/admin/overview?hours=lots")),
+            &TOKEN.to_string(),
+        ),
+    ] {
+        let r = request.bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/json"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+}

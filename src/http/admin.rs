@@ -138,7 +138,7 @@ struct OverviewQuery {
 async fn overview(
     _: Admin,
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<OverviewQuery>,
+    super::extract::Query(q): super::extract::Query<OverviewQuery>,
 ) -> Result<Json<Value>, AppError> {
     let hours = q.hours.unwrap_or(24).clamp(1, 24 * 7);
     let now = state.clock.now();
@@ -207,7 +207,7 @@ struct UploadQuery {
 async fn upload_agenda(
     _: Admin,
     State(state): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    super::extract::Query(q): super::extract::Query<UploadQuery>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
     use crate::import::{Format, ImportOptions};

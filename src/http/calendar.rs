@@ -3,7 +3,9 @@
 //! the attendee asks for the link, and the same ever after, so a subscription keeps working.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

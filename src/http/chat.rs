@@ -39,7 +39,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -47,6 +47,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppError;
+use super::extract::Query;
 use crate::agenda::{AgendaIndex, Session};
 use crate::conversation::Attendee;
 use crate::inbox::{self, Message, Sender};

@@ -14,7 +14,7 @@
 //!
 //! Admin: `POST /admin/experts/{id}/token` issues a token (shown once).
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::AppError;
 use super::admin::Admin;
+use super::extract::Path;
 use crate::desk::DeskError;
 use crate::routing::{Availability, TaskStatus};
 use crate::state::AppState;

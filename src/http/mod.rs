@@ -25,6 +25,7 @@ pub mod admin;
 pub mod calendar;
 pub mod chat;
 pub mod expert;
+pub mod extract;
 pub mod pages;
 pub mod sms;
 

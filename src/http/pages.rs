@@ -6,8 +6,8 @@
 //! Every page is sent with a Content-Security-Policy that allows only this origin's scripts,
 //! styles and connections, no inline script, and no framing.
 
+use super::extract::Path;
 use axum::Router;
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
