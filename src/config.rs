@@ -90,6 +90,9 @@ pub struct WebConfig {
     /// Requests one client address may make to the chat (a minute, at once): new conversations,
     /// messages and history.
     pub per_address: crate::limits::Rate,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, so the per-address limit counts the
+    /// clients behind them (see `http::client_addr`). Empty: the header is ignored.
+    pub trusted_proxies: Vec<crate::http::client_addr::IpNet>,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +155,7 @@ pub struct RawWeb {
     pub messages_burst: Option<u32>,
     pub address_requests_per_minute: Option<u32>,
     pub address_requests_burst: Option<u32>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -417,6 +421,15 @@ impl RawConfig {
                 )?,
                 burst: limit("address_requests_burst", raw_web.address_requests_burst, 60)?,
             },
+            trusted_proxies: raw_web
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|net| {
+                    net.parse()
+                        .map_err(|e: String| err(format!("web.trusted_proxies: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
         };
         let raw_reminders = self.reminders.unwrap_or_default();
         let minutes_before = raw_reminders.minutes_before.unwrap_or(10);
@@ -570,6 +583,11 @@ mod tests {
             (Some("public_url = \"ftp://x\""), &[], "http or https"),
             (Some("admin_token = \"short\""), &[], "at least 16"),
             (Some("sled_cache_mb = 0"), &[], "out of range"),
+            (
+                Some("[web]\ntrusted_proxies = [\"10.0.0.0/40\"]"),
+                &[],
+                "web.trusted_proxies: \"10.0.0.0/40\": the prefix length must be from 0 to 32",
+            ),
             (
                 Some("[twilio]\naccount_sid = \"nope\""),
                 &[],

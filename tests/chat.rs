@@ -341,6 +341,7 @@ async fn rate_limits_per_conversation_and_per_address() {
             messages_burst: Some(3),
             address_requests_per_minute: Some(1),
             address_requests_burst: Some(12),
+            trusted_proxies: None,
         }),
         ..RawConfig::default()
     };
@@ -392,6 +393,58 @@ async fn rate_limits_per_conversation_and_per_address() {
         statuses.push(post(&base, "/chat/sessions", json!({})).await.0);
     }
     assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+}
+
+/// New conversations from `from`, through a proxy that says so in X-Forwarded-For.
+async fn new_sessions_via_proxy(base: &str, from: &str, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/chat/sessions"))
+            .header("x-forwarded-for", from)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let web = |trusted: Option<Vec<String>>| RawConfig {
+        web: Some(concierge::config::RawWeb {
+            address_requests_per_minute: Some(1),
+            address_requests_burst: Some(2),
+            trusted_proxies: trusted,
+            ..Default::default()
+        }),
+        ..RawConfig::default()
+    };
+    // The test's requests come from 127.0.0.1, the proxy.
+    let (base, _state, _dir) = server_with(web(Some(vec!["127.0.0.0/8".into()]))).await;
+    assert_eq!(
+        new_sessions_via_proxy(&base, "203.0.113.1", 3).await,
+        [200, 200, 429]
+    );
+    assert_eq!(
+        new_sessions_via_proxy(&base, "203.0.113.2", 2).await,
+        [200, 200]
+    );
+    // A client cannot pick a fresh address by writing the header itself: the proxy appends the
+    // real one, and that is the one counted.
+    assert_eq!(
+        new_sessions_via_proxy(&base, "198.51.100.9, 203.0.113.1", 1).await,
+        [429]
+    );
+
+    // Without trusted proxies the header is ignored: everyone is the proxy's address.
+    let (base, _state, _dir) = server_with(web(None)).await;
+    assert_eq!(
+        new_sessions_via_proxy(&base, "203.0.113.1", 2).await,
+        [200, 200]
+    );
+    assert_eq!(new_sessions_via_proxy(&base, "203.0.113.2", 1).await, [429]);
 }
 
 #[tokio::test]

@@ -37,16 +37,14 @@
 //! hash of the token, so the store never holds a usable token. Nothing here renders HTML: the page
 //! puts every string in as text.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppError;
+use super::client_addr::ClientAddr;
 use super::extract::Query;
 use crate::agenda::{AgendaIndex, Session};
 use crate::conversation::Attendee;
@@ -84,33 +82,6 @@ pub fn conversation_key(token: &str) -> Option<String> {
 
 fn key_of(token: &str) -> Result<String, AppError> {
     conversation_key(token).ok_or_else(|| AppError::BadRequest("token is not a chat token".into()))
-}
-
-/// The client's address, as the rate limit sees it: an IPv6 client by its /64, since one host
-/// gets a whole /64 to pick addresses from. Unknown (no socket info, as in in-process tests):
-/// one shared key.
-pub struct ClientAddr(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientAddr, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        Ok(ClientAddr(match ip {
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-            None => "unknown".into(),
-        }))
-    }
 }
 
 fn retry_after(wait: jiff::SignedDuration) -> AppError {

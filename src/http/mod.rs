@@ -24,6 +24,7 @@ use crate::state::AppState;
 pub mod admin;
 pub mod calendar;
 pub mod chat;
+pub mod client_addr;
 pub mod expert;
 pub mod extract;
 pub mod pages;

@@ -1212,9 +1212,9 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
-    /// True when the database answers a read.
+    /// True when the database answers a read and its writer thread runs.
     pub fn is_healthy(&self) -> bool {
-        self.meta.get(SCHEMA_KEY).is_ok()
+        self.writer.is_running() && self.meta.get(SCHEMA_KEY).is_ok()
     }
 
     /// Writes everything to disk.

@@ -114,6 +114,11 @@ impl Writer {
         })
     }
 
+    /// False once the thread has ended (only if it panicked: it runs as long as the handle).
+    pub(super) fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Writes a turn with the next batch; returns once it is on disk.
     pub(super) async fn commit(&self, turn: PreparedTurn) -> Result<TurnWritten, StoreError> {
         self.submit(|answer| Job::Turn(Box::new(turn), answer))
