@@ -563,7 +563,8 @@ fn spawn_outbox(state: &AppState) -> Result<()> {
     Ok(())
 }
 
-/// Background tasks that reload the intents: on file changes and on SIGHUP.
+/// Background tasks that reload the intents (on file changes and on SIGHUP) and the routing file
+/// (on SIGHUP).
 fn spawn_reloaders(state: &AppState) {
     let agenda = |s: AppState| move || s.agenda();
     let now = |s: AppState| move || s.clock.now();
@@ -579,6 +580,31 @@ fn spawn_reloaders(state: &AppState) {
         agenda(state.clone()),
         now(state.clone()),
     ));
+    #[cfg(unix)]
+    tokio::spawn(reload_routing_on_sighup(state.clone()));
+}
+
+/// Reloads the routing file on every SIGHUP (as `POST /admin/routing/reload` does); a file that
+/// does not load leaves the running routing as it is.
+#[cfg(unix)]
+async fn reload_routing_on_sighup(state: AppState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot listen for SIGHUP; reload the routing with POST /admin/routing/reload");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        if let Err(problems) = state.desk.reload(state.clock.now()).await {
+            let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                problems = %problems.join("; "),
+                "routing reload refused; the running routing is unchanged"
+            );
+        }
+    }
 }
 
 fn import_options(config: &Config, read: &ReadArgs) -> Result<ImportOptions> {

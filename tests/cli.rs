@@ -251,6 +251,18 @@ fn serve_starts_on_defaults_stops_on_sigterm_and_keeps_secrets_out_of_the_log() 
     kill("-HUP");
     wait_for(&mut stderr, &mut log, "intents reloaded");
     assert!(log.contains("trigger=\"SIGHUP\""), "{log}");
+    // SIGHUP reloads the routing file too: there was none (no experts); now there is one.
+    if !log.contains("routing reload refused") {
+        wait_for(&mut stderr, &mut log, "routing reload refused");
+    }
+    std::fs::create_dir_all(dir.path().join("fixtures")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/routing.toml"),
+        dir.path().join("fixtures/routing.toml"),
+    )
+    .unwrap();
+    kill("-HUP");
+    wait_for(&mut stderr, &mut log, "routing file reloaded");
 
     kill("-TERM");
     let exit = child.wait().unwrap();
