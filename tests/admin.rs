@@ -303,3 +303,99 @@ async fn unparsable_paths_and_queries_get_json_errors() {
         );
     }
 }
+
+/// A revoked expert token is refused at once, and an event stream opened with it ends.
+#[tokio::test]
+async fn revoked_expert_tokens_are_refused_and_their_streams_end() {
+    let (base, state, _dir) = server().await;
+    let first = state.store.issue_expert_token("nora").await.unwrap();
+    let second = state.store.issue_expert_token("nora").await.unwrap();
+    let other = state.store.issue_expert_token("mateo").await.unwrap();
+    let client = reqwest::Client::new();
+    let me = |token: &str| {
+        client
+            .get(format!("{base}/expert/me"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(me(&first).await.unwrap().status(), 200);
+    let mut stream = client
+        .get(format!("{base}/expert/events"))
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // The stream is running: it carries the offer of a hand-off to nora.
+    let r = client
+        .put(format!("{base}/expert/status"))
+        .bearer_auth(&first)
+        .json(&json!({"status": "available"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let message = concierge::inbox::Message {
+        sender: concierge::inbox::Sender::Sms(
+            concierge::sms::phone::Phone::parse("+14155550123").unwrap(),
+        ),
+        text: "can a video expert help me".into(),
+        has_media: false,
+        message_id: Some("SM1".into()),
+        idempotency_key: Some("SM1".into()),
+        opt_out_type: None,
+        save: None,
+        remove: None,
+    };
+    concierge::inbox::handle(&state, message, state.clock.now())
+        .await
+        .unwrap();
+    state.desk.tick(state.clock.now()).await.unwrap();
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("no event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&chunk).contains("event: desk"),
+        "{chunk:?}"
+    );
+
+    // Only the admin may revoke.
+    let r = client
+        .delete(format!("{base}/admin/experts/nora/tokens"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .delete(format!("{base}/admin/experts/nora/tokens"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, json!({"expert": "nora", "revoked": 2}));
+
+    assert_eq!(me(&first).await.unwrap().status(), 403);
+    assert_eq!(me(&second).await.unwrap().status(), 403);
+    assert_eq!(
+        me(&other).await.unwrap().status(),
+        200,
+        "other experts keep theirs"
+    );
+    // The open stream ends (the body finishes) within the recheck interval.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap() {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the event stream was still open 10 s after revoking"
+    );
+    // A new token works again.
+    let fresh = state.store.issue_expert_token("nora").await.unwrap();
+    assert_eq!(me(&fresh).await.unwrap().status(), 200);
+}

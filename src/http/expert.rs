@@ -16,7 +16,7 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/expert/tasks/{id}/messages", post(message))
         .route("/expert/tasks/{id}/complete", post(complete))
         .route("/admin/experts/{id}/token", post(issue_token))
+        .route("/admin/experts/{id}/tokens", delete(revoke_tokens))
         .route("/admin/routing/reload", post(reload_routing))
         .route("/admin/experts", get(list_experts))
         .route("/admin/experts/{id}/status", put(admin_set_status))
@@ -48,6 +49,11 @@ pub fn routes() -> Router<AppState> {
 
 /// The expert a request's bearer token belongs to. No header: 401; unknown token: 403.
 pub struct ExpertAuth(pub String);
+
+/// The bearer token of a request that passed [`ExpertAuth`], for streams that must end when it
+/// is revoked.
+#[derive(Clone)]
+struct BearerToken(String);
 
 impl FromRequestParts<AppState> for ExpertAuth {
     type Rejection = AppError;
@@ -63,7 +69,10 @@ impl FromRequestParts<AppState> for ExpertAuth {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or(AppError::Unauthorized)?;
         match state.store.expert_for_token(token) {
-            Ok(Some(id)) if state.desk.experts().iter().any(|e| e.id == id) => Ok(ExpertAuth(id)),
+            Ok(Some(id)) if state.desk.experts().iter().any(|e| e.id == id) => {
+                parts.extensions.insert(BearerToken(token.to_string()));
+                Ok(ExpertAuth(id))
+            }
             Ok(_) => Err(AppError::Forbidden("unknown expert token".into())),
             Err(err) => Err(AppError::Internal(err.to_string())),
         }
@@ -139,15 +148,26 @@ async fn set_status(
 /// Server-sent events for this expert: offers, withdrawn offers, attendee messages, cancellations.
 async fn events(
     ExpertAuth(id): ExpertAuth,
+    axum::Extension(BearerToken(token)): axum::Extension<BearerToken>,
     State(state): State<AppState>,
 ) -> axum::response::Sse<
     impl tokio_stream::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
 > {
     use tokio_stream::StreamExt;
-    let stream = tokio_stream::wrappers::BroadcastStream::new(state.desk.subscribe()).filter_map(
-        move |event| {
-            let event = match event {
-                Ok(e) if e.expert() == id => e,
+    let desk = tokio_stream::wrappers::BroadcastStream::new(state.desk.subscribe()).map(Some);
+    // A tick now and then, so a stream with nothing to say still notices a revoked token.
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(TOKEN_RECHECK))
+        .map(|_| None);
+    let store = state.store.clone();
+    let expert = id.clone();
+    let stream = desk
+        .merge(ticks)
+        .take_while(move |_| {
+            matches!(store.expert_for_token(&token), Ok(Some(owner)) if owner == id.as_str())
+        })
+        .filter_map(move |item| {
+            let event = match item? {
+                Ok(e) if e.expert() == expert => e,
                 Ok(_) => return None,
                 // Fell behind: tell the console to reload its state.
                 Err(_) => {
@@ -160,10 +180,12 @@ async fn events(
             Some(Ok(axum::response::sse::Event::default()
                 .event("desk")
                 .data(data)))
-        },
-    );
+        });
     axum::response::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default())
 }
+
+/// How often an open event stream checks that its token still stands.
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn queue(_: ExpertAuth, State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.desk.stats(state.clock.now())))
@@ -404,6 +426,22 @@ async fn issue_token(
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
     Ok(Json(json!({ "expert": id, "token": token })))
+}
+
+/// Revokes every token of an expert. Any id is accepted, so the tokens of an expert who has left
+/// the routing file can still be revoked.
+async fn revoke_tokens(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let revoked = state
+        .store
+        .revoke_expert_tokens(&id)
+        .await
+        .map_err(|err| AppError::Internal(err.to_string()))?;
+    tracing::info!(expert = %id, revoked, "expert tokens revoked");
+    Ok(Json(json!({ "expert": id, "revoked": revoked })))
 }
 
 /// Re-reads the routing file; a file with a problem changes nothing (422 with the problems).

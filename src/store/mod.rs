@@ -1172,6 +1172,21 @@ impl Store {
         Ok(token)
     }
 
+    /// Revokes every token of an expert (a lost laptop, someone leaving the team); returns how
+    /// many there were. Requests with them get 403 from then on.
+    pub async fn revoke_expert_tokens(&self, expert: &str) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for entry in self.expert_tokens.iter() {
+            let (hash, owner) = entry?;
+            if owner.as_ref() == expert.as_bytes() {
+                self.expert_tokens.remove(hash)?;
+                revoked += 1;
+            }
+        }
+        self.durable().await?;
+        Ok(revoked)
+    }
+
     /// The expert a bearer token belongs to.
     pub fn expert_for_token(&self, token: &str) -> Result<Option<String>, StoreError> {
         Ok(self
