@@ -977,8 +977,11 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         }
     };
     load::wait_healthy(&base, Duration::from_secs(30)).await?;
-    let report = load::drive(&target, &plan).await?;
+    let pid = guard.as_ref().map(|g| g.0.id());
+    let measured = load::drive_measured(&target, &plan, pid).await?;
+    let report = &measured.report;
     println!("{}", report.describe("concierge"));
+    println!("{}", measured.describe_cpu());
     for e in &report.error_samples {
         println!("  error: {e}");
     }
@@ -990,12 +993,14 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
             url: format!("{base}/sms"),
             ..target.clone()
         };
-        let baseline = load::drive(&baseline_target, &plan).await?;
+        let pid = guard.0.id();
+        let baseline = load::drive_measured(&baseline_target, &plan, Some(pid)).await?;
         drop(guard);
-        println!("{}", baseline.describe("baseline"));
+        println!("{}", baseline.report.describe("baseline"));
+        println!("{}", baseline.describe_cpu());
         println!(
             "ratio: concierge / baseline throughput = {:.3}",
-            report.throughput() / baseline.throughput()
+            report.throughput() / baseline.report.throughput()
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);

@@ -285,6 +285,71 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
     Ok(report)
 }
 
+/// A run, and what it cost in CPU per answered request.
+#[derive(Debug)]
+pub struct Measured {
+    pub report: Report,
+    /// Microseconds of the service's CPU per request (when its process is known).
+    pub service_cpu: Option<f64>,
+    /// Microseconds of this process's CPU per request: the load generator's cost.
+    pub client_cpu: Option<f64>,
+}
+
+impl Measured {
+    pub fn describe_cpu(&self) -> String {
+        match (self.service_cpu, self.client_cpu) {
+            (Some(service), Some(client)) => format!(
+                "           CPU per request: service {service:.0} µs, load generator {client:.0} µs"
+            ),
+            (None, Some(client)) => {
+                format!("           CPU per request: load generator {client:.0} µs")
+            }
+            _ => "           CPU per request: not measurable on this system".into(),
+        }
+    }
+}
+
+/// [`drive`], and the CPU the service (`pid`) and this process used during its measured part.
+pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> Result<Measured> {
+    let warmup = plan.warmup;
+    let before = tokio::spawn(async move {
+        tokio::time::sleep(warmup).await;
+        (pid.and_then(cpu_time), cpu_time(0))
+    });
+    let report = drive(target, plan).await?;
+    let after = (pid.and_then(cpu_time), cpu_time(0));
+    let before = before.await?;
+    let per_request = |before: Option<Duration>, after: Option<Duration>| {
+        let used = after?.checked_sub(before?)?;
+        Some(used.as_secs_f64() * 1e6 / report.ok.max(1) as f64)
+    };
+    Ok(Measured {
+        service_cpu: per_request(before.0, after.0),
+        client_cpu: per_request(before.1, after.1),
+        report,
+    })
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (Linux only;
+/// `None` elsewhere). `pid` 0 means this process. The kernel counts in USER_HZ ticks, 100 a second
+/// on Linux whatever the kernel's own tick.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_string()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12th and 13th after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
 /// fsync latency of the disk under `dir`: `rounds` 4 KiB writes each followed by `sync_data`.
 pub fn flush_latency(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
     std::fs::create_dir_all(dir)?;

@@ -43,5 +43,11 @@ fn sixteen_connections_are_all_answered() {
     assert!(ok > 100, "{concierge}");
     assert!(line("baseline ").ends_with("errors 0"));
     assert!(line("ratio:").contains("concierge / baseline throughput"));
+    // Both runs say what a request cost in CPU, the service's and the load generator's.
+    let cpu_lines = stdout
+        .lines()
+        .filter(|l| l.contains("CPU per request: service ") && l.contains("load generator"))
+        .count();
+    assert_eq!(cpu_lines, 2, "{stdout}");
     assert!(line("disk flush").contains("p99"));
 }
