@@ -198,10 +198,8 @@ async fn an_uploaded_schedule_replaces_the_agenda_and_a_bad_one_changes_nothing(
     assert_eq!(r.status(), 413);
 }
 
-#[tokio::test]
-async fn experts_see_the_history_but_not_the_number() {
-    let (base, state, _dir) = server().await;
-    // An SMS attendee's hand-off, through the inbox the webhook uses.
+/// An SMS attendee (+1 415 555 0123) asks for a video expert, through the inbox the webhook uses.
+async fn hand_off(state: &AppState) {
     let message = concierge::inbox::Message {
         sender: concierge::inbox::Sender::Sms(
             concierge::sms::phone::Phone::parse("+14155550123").unwrap(),
@@ -214,9 +212,15 @@ async fn experts_see_the_history_but_not_the_number() {
         save: None,
         remove: None,
     };
-    concierge::inbox::handle(&state, message, state.clock.now())
+    concierge::inbox::handle(state, message, state.clock.now())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn experts_see_the_history_but_not_the_number() {
+    let (base, state, _dir) = server().await;
+    hand_off(&state).await;
     let task = state
         .store
         .attendee("sms:+14155550123")
@@ -335,21 +339,7 @@ async fn revoked_expert_tokens_are_refused_and_their_streams_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let message = concierge::inbox::Message {
-        sender: concierge::inbox::Sender::Sms(
-            concierge::sms::phone::Phone::parse("+14155550123").unwrap(),
-        ),
-        text: "can a video expert help me".into(),
-        has_media: false,
-        message_id: Some("SM1".into()),
-        idempotency_key: Some("SM1".into()),
-        opt_out_type: None,
-        save: None,
-        remove: None,
-    };
-    concierge::inbox::handle(&state, message, state.clock.now())
-        .await
-        .unwrap();
+    hand_off(&state).await;
     state.desk.tick(state.clock.now()).await.unwrap();
     let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
         .await
