@@ -33,18 +33,6 @@ async fn chat(base: &str, token: &str, id: &str, text: &str) -> Value {
         .unwrap()
 }
 
-async fn new_chat(base: &str) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{base}/chat/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["token"].as_str().unwrap().to_string()
-}
-
 async fn overview(base: &str) -> Value {
     let r = reqwest::Client::new()
         .get(format!("{base}/admin/overview"))
@@ -59,8 +47,8 @@ async fn overview(base: &str) -> Value {
 #[tokio::test]
 async fn the_overview_counts_what_was_not_understood() {
     let (base, state, _dir) = server().await;
-    let a = new_chat(&base).await;
-    let b = new_chat(&base).await;
+    let a = common::new_chat(&base).await;
+    let b = common::new_chat(&base).await;
     chat(&base, &a, "1", "purple elephant banana").await;
     chat(&base, &b, "1", "Purple  elephant BANANA?").await;
     chat(&base, &a, "2", "where can I park my spaceship").await;

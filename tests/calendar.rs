@@ -46,15 +46,7 @@ fn to_chrono(ts: jiff::Timestamp) -> chrono::DateTime<chrono::Utc> {
 #[tokio::test]
 async fn the_texted_link_serves_the_saved_sessions_as_icalendar() {
     let (base, state, _dir) = server().await;
-    let token: Value = reqwest::Client::new()
-        .post(format!("{base}/chat/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap();
+    let token = &common::new_chat(&base).await;
     say(&base, token, "1", "add scaling webrtc to my schedule").await;
     say(&base, token, "2", "save the telehealth video talk").await;
     let reply = say(&base, token, "3", "can I add my agenda to my calendar?").await;

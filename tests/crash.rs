@@ -5,9 +5,11 @@
 //! store opens cleanly.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use concierge::store::Store;
 use serde_json::json;
@@ -27,20 +29,8 @@ fn start(data: &std::path::Path) -> (Child, String) {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["serve", "--dev-skip-signature", "--bind"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("CONCIERGE_DATA_DIR", data)
-        .env("CONCIERGE_METRICS_BIND", "off")
+    let child = common::serve_command(port, data)
         .env("CONCIERGE_ADMIN_TOKEN", ADMIN)
-        .env(
-            "CONCIERGE_ROUTING_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/routing.toml"),
-        )
-        .env(
-            "CONCIERGE_INTENTS_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/intents"),
-        )
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,56 +1,26 @@
 //! Prometheus metrics on their own listener: a scrape after some traffic has every metric, by
 //! route pattern (never a raw path), with the counts the traffic implies.
 
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-use concierge::clock::FixedClock;
-use concierge::config::{Origin, RawConfig};
-use concierge::state::AppState;
-use concierge::store::Store;
-use serde_json::{Value, json};
+use concierge::config::RawConfig;
+use serde_json::json;
 
 #[tokio::test]
 async fn a_scrape_names_every_metric_with_the_right_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = RawConfig::default()
-        .validate(Origin {
-            file: None,
-            env: vec![],
-        })
-        .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    config.routing_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/routing.toml");
+    let (base, state, _dir) = common::serve(RawConfig::default(), "2026-06-09T17:05:00Z").await;
     assert_eq!(
-        config.metrics_bind,
+        state.config.metrics_bind,
         Some("127.0.0.1:9464".parse().unwrap()),
         "on by default, loopback only"
     );
-    let store = Store::open(dir.path(), 8 << 20).unwrap();
-    let clock = Arc::new(FixedClock::new("2026-06-09T17:05:00Z".parse().unwrap()));
-    let (state, _) = AppState::open(config, store, clock).await.unwrap();
-    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", api.local_addr().unwrap());
-    tokio::spawn(concierge::http::run(
-        api,
-        state.clone(),
-        std::future::pending(),
-    ));
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let scrape_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
     let app = concierge::metrics::router(state.clone());
     tokio::spawn(async move { axum::serve(metrics, app).await.unwrap() });
 
     let client = reqwest::Client::new();
-    let session: Value = client
-        .post(format!("{base}/chat/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap();
+    let token = &common::new_chat(&base).await;
     for (id, text) in [
         ("1", "what's next"),
         ("2", "purple elephant"),

@@ -1,7 +1,9 @@
 //! The logs of a real run at info level hold no phone number and no message body.
 
+mod common;
+
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -12,19 +14,7 @@ async fn info_logs_hold_no_numbers_and_no_bodies() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["serve", "--dev-skip-signature", "--bind"])
-        .arg(format!("127.0.0.1:{port}"))
-        .env("CONCIERGE_DATA_DIR", dir.path().join("data"))
-        .env("CONCIERGE_METRICS_BIND", "off")
-        .env(
-            "CONCIERGE_ROUTING_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/routing.toml"),
-        )
-        .env(
-            "CONCIERGE_INTENTS_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/intents"),
-        )
+    let mut child = common::serve_command(port, &dir.path().join("data"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -60,15 +50,7 @@ async fn info_logs_hold_no_numbers_and_no_bodies() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let token: serde_json::Value = client
-        .post(format!("{base}/chat/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = common::new_chat(&base).await;
     let r = client
         .post(format!("{base}/chat/messages"))
         .json(

@@ -602,29 +602,36 @@ async fn a_hand_off_queues_a_task_that_an_expert_takes_and_survives_a_restart() 
     server.stop().await;
 }
 
+/// "whats next" from the flooding number of the test below, signed; the status.
+async fn flood(server: &Server, sid: &str) -> u16 {
+    let params: Vec<(&str, String)> = inbound(sid, "whats next")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "From" {
+                (k, FLOODER.to_string())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    server
+        .post_signed("/sms", &params, Some(&format!("{PUBLIC}/sms")))
+        .await
+        .0
+}
+
+const FLOODER: &str = "+14155550199";
+
 #[tokio::test]
 async fn a_flood_from_one_number_does_not_starve_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), true).await;
-    let flooder = "+14155550199";
+    let flooder = FLOODER;
     let mut statuses = Vec::new();
     for i in 0..15 {
         let sid = format!("SMflood{i:027}");
-        let params: Vec<(&str, String)> = inbound(&sid, "whats next")
-            .into_iter()
-            .map(|(k, v)| {
-                if k == "From" {
-                    (k, flooder.to_string())
-                } else {
-                    (k, v)
-                }
-            })
-            .collect();
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (status, _) = server
-            .post_signed("/sms", &params, Some(&format!("{PUBLIC}/sms")))
-            .await;
-        statuses.push(status);
+        statuses.push(flood(&server, &sid).await);
     }
     // The burst (10), then refused; nothing of the refused ones is stored.
     assert_eq!(&statuses[..10], &[200; 10]);
@@ -637,20 +644,7 @@ async fn a_flood_from_one_number_does_not_starve_the_others() {
         .await;
     assert_eq!(status, 200);
     assert!(messages(&twiml)[0].starts_with("Next up"), "{twiml}");
-    let params: Vec<(&str, String)> = inbound("SMflood000000000000000000000000000", "whats next")
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "From" {
-                (k, flooder.to_string())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
-    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let (status, _) = server
-        .post_signed("/sms", &params, Some(&format!("{PUBLIC}/sms")))
-        .await;
+    let status = flood(&server, "SMflood000000000000000000000000000").await;
     assert_eq!(status, 200, "a redelivery is answered");
     server.stop().await;
 }

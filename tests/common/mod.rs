@@ -104,3 +104,37 @@ pub async fn serve(
     ));
     (base, state, dir)
 }
+
+/// A new web chat conversation on a running service: its token.
+pub async fn new_chat(base: &str) -> String {
+    let session: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/chat/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    session["token"].as_str().unwrap().to_string()
+}
+
+/// `concierge serve` as a separate process on `127.0.0.1:port` over `data_dir`: signatures not
+/// checked, no metrics listener, the repository's intents and routing file. The caller adds its
+/// own environment and output handling, then spawns it.
+pub fn serve_command(port: u16, data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"));
+    command
+        .args(["serve", "--dev-skip-signature", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("CONCIERGE_DATA_DIR", data_dir)
+        .env("CONCIERGE_METRICS_BIND", "off")
+        .env(
+            "CONCIERGE_ROUTING_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/routing.toml"),
+        )
+        .env(
+            "CONCIERGE_INTENTS_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/intents"),
+        );
+    command
+}
