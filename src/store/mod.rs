@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `meta` | `b"schema"` | store schema version, `u32` big-endian |
 //! | `meta` | `b"agenda"` | the current agenda, a versioned [`StoredAgenda`] |
+//! | `meta` | `b"wal"` | the last write-ahead log batch applied to sled, `u64` big-endian |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
 //! | `attendees` | attendee key (`sms:+15551234567`) | a versioned [`Attendee`] (context, saved sessions) |
 //! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] |
@@ -26,10 +27,12 @@
 //! - Replacing the agenda and recording the import happen in one sled transaction, and are flushed
 //!   to disk (`Store::durable`, group commit) before the caller is told it succeeded. A reader of the store sees
 //!   the old agenda or the new one, never a mix.
-//! - One inbound message is one transaction: its idempotency record, transcript entries, the
-//!   attendee's new state, opt-out changes and routing tasks are written together and flushed
-//!   before the webhook answers 200. A redelivered message finds its idempotency record and gets
-//!   the same reply; nothing is processed twice.
+//! - One inbound message is one change to the store's writer: its idempotency record, transcript
+//!   entries, the attendee's new state, opt-out changes and routing tasks are logged together in
+//!   the write-ahead log (file `wal` beside sled's folder, see `wal` and `writer`) and synced
+//!   before the webhook answers 200, then applied to sled; a crash before sled has them on disk
+//!   is repaired from the log when the store opens. A redelivered message finds its idempotency
+//!   record and gets the same reply; nothing is processed twice.
 //! - Delivery statuses only move forward (see [`Delivery::rank`]).
 //! - Nothing outside this module names a tree or encodes a key.
 
@@ -40,8 +43,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::transaction::TransactionError;
 
 use crate::agenda::Agenda;
 use crate::conversation::{Attendee, Effect};
@@ -50,8 +52,10 @@ use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
 mod notices;
+mod wal;
 mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
+use wal::{Logged, Op};
 
 /// Tree names.
 pub mod trees {
@@ -86,6 +90,8 @@ pub mod trees {
 pub const INTENT_LOG_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(7 * 24);
 
 const SCHEMA_KEY: &[u8] = b"schema";
+/// The write-ahead log's file in the data dir (beside sled's folder).
+const WAL_FILE: &str = "wal";
 const AGENDA_KEY: &[u8] = b"agenda";
 
 /// The layout version this code writes. Opening a store with a newer one is refused.
@@ -565,16 +571,32 @@ impl Store {
                     }
                 }
             })?;
-        Store::from_db(db)
+        // Opened after sled, whose lock keeps a second process away from the log too.
+        let (wal, logged) =
+            wal::Wal::open(&dir.join(WAL_FILE)).map_err(|err| StoreError::Open {
+                path: dir.to_path_buf(),
+                message: format!("cannot open the write-ahead log {WAL_FILE}: {err}"),
+            })?;
+        Store::from_db(db, wal, logged)
     }
 
     /// A store that lives in a temporary directory and is deleted on drop, for tests.
     pub fn temporary() -> Result<Store, StoreError> {
         let db = sled::Config::new().temporary(true).open()?;
-        Store::from_db(db)
+        let wal = wal::Wal::temporary().map_err(|err| StoreError::Open {
+            path: std::env::temp_dir(),
+            message: format!("cannot create a write-ahead log: {err}"),
+        })?;
+        Store::from_db(db, wal, Vec::new())
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+    /// Opens the store on `db`, first applying what `wal` holds that sled may not (after a
+    /// crash); `logged` is what [`wal::Wal::open`] read.
+    fn from_db(
+        db: sled::Db,
+        mut wal: wal::Wal,
+        logged: Vec<wal::Batch>,
+    ) -> Result<Store, StoreError> {
         let meta = db.open_tree(trees::META)?;
         let imports = db.open_tree(trees::IMPORTS)?;
         match meta.get(SCHEMA_KEY)? {
@@ -593,50 +615,32 @@ impl Store {
                 }
             }
         }
+        let writer_trees = writer::Trees::open(&db)?;
+        let seq = writer::replay(&db, &writer_trees, &mut wal, logged)?;
         let reminders = db.open_tree(trees::REMINDERS)?;
         let schedule = std::sync::Arc::new(notices::Schedule::load(&reminders)?);
-        let turn_trees = writer::TurnTrees {
-            idempotency: db.open_tree(trees::IDEMPOTENCY)?,
-            attendees: db.open_tree(trees::ATTENDEES)?,
-            transcript: db.open_tree(trees::TRANSCRIPT)?,
-            opt_outs: db.open_tree(trees::OPT_OUTS)?,
-            tasks: db.open_tree(trees::TASKS)?,
-            intent_log: db.open_tree(trees::INTENT_LOG)?,
-            reminders: reminders.clone(),
-            reminded: db.open_tree(trees::REMINDED)?,
-        };
-        let writer = writer::Writer::start(db.clone(), turn_trees.clone(), schedule.clone())
+        let writer = writer::Writer::start(db.clone(), writer_trees, schedule.clone(), wal, seq)
             .map_err(|err| StoreError::Flush {
                 message: format!("cannot start the store's writer thread: {err}"),
             })?;
-        let writer::TurnTrees {
-            idempotency,
-            attendees,
-            transcript,
-            opt_outs,
-            tasks,
-            intent_log,
-            reminders,
-            reminded,
-        } = turn_trees;
         Ok(Store(std::sync::Arc::new(Inner {
-            attendees,
-            transcript,
-            opt_outs,
-            idempotency,
+            attendees: db.open_tree(trees::ATTENDEES)?,
+            transcript: db.open_tree(trees::TRANSCRIPT)?,
+            opt_outs: db.open_tree(trees::OPT_OUTS)?,
+            idempotency: db.open_tree(trees::IDEMPOTENCY)?,
             delivery: db.open_tree(trees::DELIVERY)?,
             outbox: db.open_tree(trees::OUTBOX)?,
             outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
             experts: db.open_tree(trees::EXPERTS)?,
-            tasks,
+            tasks: db.open_tree(trees::TASKS)?,
             expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
             leads: db.open_tree(trees::LEADS)?,
-            intent_log,
+            intent_log: db.open_tree(trees::INTENT_LOG)?,
             calendars: db.open_tree(trees::CALENDARS)?,
             schedule,
             writer,
             reminders,
-            reminded,
+            reminded: db.open_tree(trees::REMINDED)?,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
             db,
             meta,
@@ -775,8 +779,8 @@ impl Store {
         Ok(n)
     }
 
-    /// Writes everything one message changed in one transaction (with the other turns queued at
-    /// the same moment, see `writer`), and returns once it is on disk. If the message was processed
+    /// Writes everything one message changed at once (with the other changes queued at the same
+    /// moment, see `writer`), and returns once it is on disk. If the message was processed
     /// already (same idempotency key), nothing is written and the earlier reply returned.
     pub async fn commit_turn(
         &self,
@@ -784,14 +788,19 @@ impl Store {
         now: Timestamp,
     ) -> Result<Committed, StoreError> {
         let prefix = transcript_prefix(&record.attendee_key);
-        let mut transcript = Vec::with_capacity(record.outbound.len() + 1);
+        let mut ops = Vec::with_capacity(record.outbound.len() + record.tasks.len() + 4);
+        ops.push(Op::insert(
+            Logged::Attendees,
+            record.attendee_key.as_bytes(),
+            record.attendee.encode()?,
+        ));
         let mut first_id = None;
         for entry in std::iter::once(&record.inbound).chain(&record.outbound) {
             let id = self.db.generate_id()?;
             first_id.get_or_insert(id);
             let mut key = prefix.clone();
             key.extend_from_slice(&id.to_be_bytes());
-            transcript.push((key, entry.encode()?));
+            ops.push(Op::insert(Logged::Transcript, key, entry.encode()?));
         }
         let idempotency = match &record.idempotency {
             Some((key, reply)) => Some((
@@ -804,42 +813,38 @@ impl Store {
             )),
             None => None,
         };
-        let mut opt_outs = Vec::new();
         if let Some(phone) = &record.phone {
             for effect in &record.effects {
                 match effect {
-                    Effect::OptOut => opt_outs.push((
-                        phone.as_bytes().to_vec(),
-                        Some(
-                            OptOut {
-                                at: now,
-                                reason: record.opt_out_reason.clone(),
-                            }
-                            .encode()?,
-                        ),
+                    Effect::OptOut => ops.push(Op::insert(
+                        Logged::OptOuts,
+                        phone.as_bytes(),
+                        OptOut {
+                            at: now,
+                            reason: record.opt_out_reason.clone(),
+                        }
+                        .encode()?,
                     )),
-                    Effect::OptIn => opt_outs.push((phone.as_bytes().to_vec(), None)),
+                    Effect::OptIn => ops.push(Op::remove(Logged::OptOuts, phone.as_bytes())),
                     _ => {}
                 }
             }
         }
-        let turn = writer::PreparedTurn {
+        for task in &record.tasks {
+            ops.push(Op::insert(
+                Logged::Tasks,
+                task.id.to_be_bytes(),
+                task.encode()?,
+            ));
+        }
+        ops.push(Op::insert(
+            Logged::IntentLog,
+            intent_log_key(now, first_id.unwrap_or_default()),
+            record.log.encode()?,
+        ));
+        let change = writer::Change {
             idempotency,
-            attendee: (
-                record.attendee_key.as_bytes().to_vec(),
-                record.attendee.encode()?,
-            ),
-            transcript,
-            opt_outs,
-            tasks: record
-                .tasks
-                .iter()
-                .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
-                .collect::<Result<_, StoreError>>()?,
-            log: (
-                intent_log_key(now, first_id.unwrap_or_default()),
-                record.log.encode()?,
-            ),
+            ops,
             unremind: record
                 .unremind
                 .iter()
@@ -847,12 +852,17 @@ impl Store {
                 .collect(),
             remind: record.remind.iter().map(ReminderKey::of).collect(),
         };
-        match self.writer.commit(turn).await? {
-            writer::TurnWritten::Done => Ok(Committed::Done),
-            writer::TurnWritten::Duplicate(earlier) => {
+        match self.writer.commit(change).await? {
+            writer::Outcome::Done => Ok(Committed::Done),
+            writer::Outcome::Duplicate(earlier) => {
                 Ok(Committed::Duplicate(Processed::decode(&earlier)?.reply))
             }
         }
+    }
+
+    /// Writes `ops` at once, through the writer's log; returns once they are on disk.
+    async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.writer.commit(writer::Change::ops(ops)).await.map(drop)
     }
 
     /// Records an opt-out outside a conversation (Twilio error 21610 when sending).
@@ -866,9 +876,12 @@ impl Store {
             at: now,
             reason: reason.into(),
         };
-        self.opt_outs.insert(phone.as_bytes(), record.encode()?)?;
-        self.durable().await?;
-        Ok(())
+        self.write(vec![Op::insert(
+            Logged::OptOuts,
+            phone.as_bytes(),
+            record.encode()?,
+        )])
+        .await
     }
 
     /// Applies a delivery status callback if it moves the message forward. Returns the status the
@@ -1024,7 +1037,7 @@ impl Store {
         Ok(removed)
     }
 
-    /// Stores a message to send and flushes it. Returns its id.
+    /// Stores a message to send; returns its id once it is on disk.
     pub async fn enqueue_outgoing(
         &self,
         to: &str,
@@ -1044,8 +1057,12 @@ impl Store {
             state: OutState::Queued,
             last_error: None,
         };
-        self.outbox.insert(id.to_be_bytes(), msg.encode()?)?;
-        self.durable().await?;
+        self.write(vec![Op::insert(
+            Logged::Outbox,
+            id.to_be_bytes(),
+            msg.encode()?,
+        )])
+        .await?;
         Ok(id)
     }
 
@@ -1070,30 +1087,21 @@ impl Store {
         Ok(due)
     }
 
-    /// Records a message's new state and flushes it. A message that is no longer queued moves to
-    /// `outbox_done` in the same transaction, so the queue only ever holds what is still to send.
+    /// Records a message's new state and returns once it is on disk. A message that is no longer
+    /// queued moves to `outbox_done` in the same write, so the queue only ever holds what is still
+    /// to send.
     pub async fn update_outgoing(&self, msg: &Outgoing) -> Result<(), StoreError> {
         let key = msg.id.to_be_bytes();
         let bytes = msg.encode()?;
-        let queued = msg.state == OutState::Queued;
-        (&self.outbox, &self.outbox_done)
-            .transaction(|(outbox, done)| {
-                if queued {
-                    outbox.insert(&key, bytes.as_slice())?;
-                } else {
-                    outbox.remove(&key)?;
-                    done.insert(&key, bytes.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Storage(err) => StoreError::Sled(err),
-                TransactionError::Abort(()) => {
-                    StoreError::Sled(sled::Error::Unsupported("outbox update aborted".into()))
-                }
-            })?;
-        self.durable().await?;
-        Ok(())
+        let ops = if msg.state == OutState::Queued {
+            vec![Op::insert(Logged::Outbox, key, bytes)]
+        } else {
+            vec![
+                Op::insert(Logged::OutboxDone, key, bytes),
+                Op::remove(Logged::Outbox, key),
+            ]
+        };
+        self.write(ops).await
     }
 
     pub fn outgoing(&self, id: u64) -> Result<Option<Outgoing>, StoreError> {
@@ -1108,38 +1116,28 @@ impl Store {
         }
     }
 
-    /// Saves experts and tasks in one transaction and flushes them.
+    /// Saves experts and tasks at once; returns once they are on disk.
     pub async fn save_routing(
         &self,
         experts: &[Expert],
         tasks: &[&Task],
     ) -> Result<(), StoreError> {
-        let experts: Vec<(String, Vec<u8>)> = experts
-            .iter()
-            .map(|e| Ok((e.id.clone(), e.encode()?)))
-            .collect::<Result<_, StoreError>>()?;
-        let tasks: Vec<([u8; 8], Vec<u8>)> = tasks
-            .iter()
-            .map(|t| Ok((t.id.to_be_bytes(), t.encode()?)))
-            .collect::<Result<_, StoreError>>()?;
-        (&self.experts, &self.tasks)
-            .transaction(|(et, tt)| {
-                for (id, bytes) in &experts {
-                    et.insert(id.as_bytes(), bytes.as_slice())?;
-                }
-                for (id, bytes) in &tasks {
-                    tt.insert(&id[..], bytes.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| match err {
-                TransactionError::Storage(err) => StoreError::Sled(err),
-                TransactionError::Abort(()) => {
-                    StoreError::Sled(sled::Error::Unsupported("routing save aborted".into()))
-                }
-            })?;
-        self.durable().await?;
-        Ok(())
+        let mut ops = Vec::with_capacity(experts.len() + tasks.len());
+        for expert in experts {
+            ops.push(Op::insert(
+                Logged::Experts,
+                expert.id.as_bytes(),
+                expert.encode()?,
+            ));
+        }
+        for task in tasks {
+            ops.push(Op::insert(
+                Logged::Tasks,
+                task.id.to_be_bytes(),
+                task.encode()?,
+            ));
+        }
+        self.write(ops).await
     }
 
     /// Experts and tasks as last saved.
@@ -1166,24 +1164,27 @@ impl Store {
             message: format!("no randomness available: {err}"),
         })?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        self.expert_tokens
-            .insert(token_hash(&token), expert.as_bytes())?;
-        self.durable().await?;
+        self.write(vec![Op::insert(
+            Logged::ExpertTokens,
+            token_hash(&token),
+            expert.as_bytes().to_vec(),
+        )])
+        .await?;
         Ok(token)
     }
 
     /// Revokes every token of an expert (a lost laptop, someone leaving the team); returns how
     /// many there were. Requests with them get 403 from then on.
     pub async fn revoke_expert_tokens(&self, expert: &str) -> Result<usize, StoreError> {
-        let mut revoked = 0;
+        let mut revoke = Vec::new();
         for entry in self.expert_tokens.iter() {
             let (hash, owner) = entry?;
             if owner.as_ref() == expert.as_bytes() {
-                self.expert_tokens.remove(hash)?;
-                revoked += 1;
+                revoke.push(Op::remove(Logged::ExpertTokens, hash.to_vec()));
             }
         }
-        self.durable().await?;
+        let revoked = revoke.len();
+        self.write(revoke).await?;
         Ok(revoked)
     }
 
@@ -1195,11 +1196,15 @@ impl Store {
             .map(|id| String::from_utf8_lossy(&id).into_owned()))
     }
 
-    /// Stores a lead and flushes it.
+    /// Stores a lead; returns once it is on disk.
     pub async fn add_lead(&self, mut lead: Lead) -> Result<Lead, StoreError> {
         lead.id = self.db.generate_id()?;
-        self.leads.insert(lead.id.to_be_bytes(), lead.encode()?)?;
-        self.durable().await?;
+        self.write(vec![Op::insert(
+            Logged::Leads,
+            lead.id.to_be_bytes(),
+            lead.encode()?,
+        )])
+        .await?;
         Ok(lead)
     }
 
@@ -1217,9 +1222,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut key = transcript_prefix(attendee);
         key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-        self.transcript.insert(key, entry.encode()?)?;
-        self.durable().await?;
-        Ok(())
+        self.write(vec![Op::insert(Logged::Transcript, key, entry.encode()?)])
+            .await
     }
 
     /// A new id for a task, unique in this store.
@@ -1237,8 +1241,8 @@ impl Store {
         self.durable().await
     }
 
-    /// Waits until everything written before the call is on disk (see `writer`: one flush for
-    /// all who wait at once).
+    /// Waits until everything written to sled before the call is on disk (see `writer`: one
+    /// checkpoint for all who wait at once).
     async fn durable(&self) -> Result<(), StoreError> {
         self.writer.durable().await
     }
@@ -1331,5 +1335,64 @@ mod tests {
             store.processed("SM7").unwrap().unwrap().reply,
             "reply to SM7"
         );
+    }
+
+    fn applied(dir: &Path) -> u64 {
+        let store = Store::open(dir, 1 << 20).unwrap();
+        let bytes = store.meta.get(writer::APPLIED_KEY).unwrap().unwrap();
+        u64::from_be_bytes(bytes.as_ref().try_into().unwrap())
+    }
+
+    /// A crash after a batch reached the log but before sled had it on disk: the batch is applied
+    /// when the store opens. A record sled already holds is not applied again, so it cannot put
+    /// back an older value over a later write.
+    #[tokio::test]
+    async fn the_store_opens_with_what_the_log_holds_and_sled_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let opt_out = OptOut {
+            at: now,
+            reason: "STOP".into(),
+        }
+        .encode()
+        .unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.opt_out("+15550001", "STOP", now).await.unwrap();
+            store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+        }
+        let seq = applied(dir.path());
+        {
+            let (mut wal, logged) = wal::Wal::open(&dir.path().join(WAL_FILE)).unwrap();
+            assert!(logged.is_empty(), "a clean close leaves the log empty");
+            // Stale: an opt-in of the first number, numbered as if applied already.
+            wal.append(seq, &[Op::remove(Logged::OptOuts, "+15550001")])
+                .unwrap();
+            // Lost by sled: an opt-out of a second number and a transcript entry.
+            let entry = turn("a1", "SM2").inbound.encode().unwrap();
+            let mut key = transcript_prefix("a1");
+            key.extend_from_slice(&u64::MAX.to_be_bytes());
+            wal.append(
+                seq + 1,
+                &[
+                    Op::insert(Logged::OptOuts, "+15550002", opt_out.clone()),
+                    Op::insert(Logged::Transcript, key, entry),
+                ],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(store.is_opted_out("+15550001").unwrap());
+        assert!(store.is_opted_out("+15550002").unwrap());
+        assert_eq!(store.transcript_len("a1").unwrap(), 3);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(WAL_FILE)).unwrap().len(),
+            0,
+            "the log is emptied once sled holds it"
+        );
+        // The writer goes on after the replayed batch's number.
+        store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
+        drop(store);
+        assert_eq!(applied(dir.path()), seq + 2);
     }
 }

@@ -7,10 +7,7 @@
 
 use jiff::Timestamp;
 use sled::Transactional;
-use sled::transaction::{
-    ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
-    TransactionalTree,
-};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
     AGENDA_KEY, AgendaSource, ImportRecord, Store, StoreError, TranscriptEntry, Versioned,
@@ -139,33 +136,6 @@ impl Schedule {
     fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
-}
-
-/// Schedules `key` inside a transaction unless its pair was reminded; returns the change.
-pub(super) fn schedule_in<E>(
-    reminders: &TransactionalTree,
-    reminded: &TransactionalTree,
-    key: &ReminderKey,
-) -> ConflictableTransactionResult<Option<Moved>, E> {
-    if reminded.get(key.pair())?.is_some() {
-        return Ok(None);
-    }
-    let old = reminders.insert(key.pair(), &key.due_bytes()[..])?;
-    Ok(Some((
-        key.pair().to_vec(),
-        old.map(|o| due_of(&o)),
-        Some(key.due()),
-    )))
-}
-
-/// Removes a pair's pending reminder inside a transaction; returns the change.
-pub(super) fn unschedule_in<E>(
-    reminders: &TransactionalTree,
-    pair: &[u8],
-) -> ConflictableTransactionResult<Option<Moved>, E> {
-    Ok(reminders
-        .remove(pair)?
-        .map(|old| (pair.to_vec(), Some(due_of(&old)), None)))
 }
 
 /// A message for an attendee outside a turn.

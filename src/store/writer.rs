@@ -1,97 +1,170 @@
-//! The store's writer: one thread commits conversation turns in batches and makes writes durable
-//! with one flush for everyone waiting (group commit).
+//! The store's writer: one thread commits changes (conversation turns, routing saves, outbox
+//! entries, ...) in batches, with one append to the write-ahead log ([`super::wal`]) and one
+//! `fdatasync` for everyone waiting (group commit).
 //!
-//! Why a thread of its own. In sled 0.34 every transaction seals the log's IO buffer twice
-//! (`PageCache::pin_log` rolls it before and after the batch reservation), each sealed buffer is a
-//! `pwrite` and a `sync_file_range` on sled's IO thread pool, and that pool wakes every idle IO
-//! thread for each job. At one transaction per message this cost more CPU than everything else a
-//! message does (measured: 2.1 buffer writes, 28 futex calls and 18 context switches per webhook
-//! request; see BENCHMARKS.md). So a caller prepares its turn (everything encoded, ids drawn) and
-//! hands it over; the thread takes every job queued, writes all the turns in one transaction,
-//! updates the in-memory reminder schedule, flushes once and answers everyone. Under load a batch
-//! grows by itself, because turns queue while the previous batch is written; at rest a batch is
-//! one turn and nobody waits for a timer.
+//! Why a thread and a log of its own. In sled 0.34 every transaction seals the log's IO buffer
+//! twice (`PageCache::pin_log`), each sealed buffer is a `pwrite` and a `sync_file_range` on
+//! sled's IO thread pool, that pool wakes every idle IO thread for each job, and a `flush` writes
+//! and syncs whatever sled has buffered. Measured at one transaction and flush per message, this
+//! cost more CPU than everything else a message does (see BENCHMARKS.md). So a caller prepares
+//! its change (everything encoded, ids drawn) and hands it over; the thread takes every job
+//! queued, resolves the changes in order (idempotency and reminder checks) into plain writes,
+//! appends them to the log as one record, syncs it, applies them to sled with plain inserts,
+//! and answers everyone. sled is flushed only at a checkpoint (when someone needs it durable,
+//! or the log has grown), after which the log is emptied. Under load a batch grows by itself,
+//! because changes queue while the previous batch is written; at rest a batch is one change and
+//! nobody waits for a timer.
 //!
 //! Invariants:
-//! - A turn is answered only after its batch's flush: an acknowledged turn is on disk.
-//! - A turn's idempotency check runs inside the transaction and sees the turns before it in the
-//!   same batch, so a redelivery queued beside its original is still answered as a duplicate, and
-//!   a duplicate writes nothing.
-//! - A batch is one transaction: if it fails, every turn in it fails and nothing of it is written.
+//! - A change is answered only after its batch's log record is synced and applied to sled: an
+//!   acknowledged change is on disk, and readers see it before its writer hears back.
+//! - Nothing reaches sled before its record is in the log, so sled never holds part of a batch
+//!   the log does not hold whole.
+//! - After applying a batch the writer records its sequence number in `meta` (the `wal` key),
+//!   after the batch's writes. sled 0.34 recovers a prefix of its own log (recovery stops at the
+//!   first torn message), so if sled holds a write made after a batch was applied it holds the
+//!   whole batch and its number; [`replay`] applies only batches with a higher number, and never
+//!   puts back an older value over a later write (a routing save, an erasure).
+//! - A change's idempotency check sees the changes before it in the same batch, so a redelivery
+//!   queued beside its original is still answered as a duplicate, and a duplicate writes nothing.
+//! - If the log cannot be written, the batch fails whole and the thread stops: later calls fail
+//!   and `/readyz` reports the store unavailable (fail-stop; a restart replays the log).
 //!
-//! Writers outside turns write themselves and then call [`Writer::durable`], which joins the next
-//! batch's flush. This is also how concierge avoids `flush_async`, which deadlocks when called
-//! concurrently in sled 0.34 (spacejam/sled#1308).
+//! Writers outside the log (sled transactions that read and decide: delivery statuses, reminder
+//! firing, agenda replacement) write sled themselves and call [`Writer::durable`], which makes
+//! the next batch a checkpoint. This is also how concierge avoids `flush_async`, which deadlocks
+//! when called concurrently in sled 0.34 (spacejam/sled#1308).
 
+use std::collections::HashMap;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionResult, TransactionalTree};
-
 use super::StoreError;
-use super::notices::{self, Moved, ReminderKey, Schedule};
+use super::notices::{Moved, ReminderKey, Schedule, due_of};
+use super::wal::{Batch, Logged, Op, Wal};
 
 /// The most jobs one batch takes; the rest wait for the next one.
 const MAX_BATCH: usize = 1024;
 
-/// The least time from one batch's start to the next one's. It caps the batches at 500 a second,
-/// so sled's fixed cost per transaction and flush (three IO buffer writes) is paid at most that
-/// often, and adds at most this much to a message's wait (nothing when the writer was idle that
-/// long). Measured with `concierge load` (64 connections, 2 cores, server CPU per request):
-/// no spacing 10,900 req/s; 1 ms 11,000–12,850 req/s, 113 µs; 2 ms 12,750–13,050 req/s, 94 µs;
-/// 4 ms 11,850 req/s, 87 µs (batches too far apart for 64 connections). Running the flush on a
-/// thread of its own, beside the next transaction, was slower (6,100 req/s without spacing,
-/// 12,000–12,450 with 2 ms): the two contend inside sled.
+/// The least time from one batch's start to the next one's, when the previous batch had company.
+/// It bounds the batches (and their `fdatasync`) at 500 a second under load and adds at most this
+/// much to a message's wait (nothing when the writer was idle). See BENCHMARKS.md for the
+/// measurements behind it.
 const BATCH_SPACING: Duration = Duration::from_millis(2);
 
-/// One turn's writes, encoded by its caller.
+/// The log's size that makes the next batch a checkpoint (sled flushed, log emptied). It bounds
+/// the log on disk and the work of a replay after a crash.
+const CHECKPOINT_BYTES: u64 = 64 << 20;
+
+/// The `meta` key under which the sequence number of the last batch applied to sled is kept.
+pub(super) const APPLIED_KEY: &[u8] = b"wal";
+
+/// One change, encoded by its caller.
 #[derive(Debug, Default)]
-pub(super) struct PreparedTurn {
-    /// The idempotency key and the record to store under it.
+pub(super) struct Change {
+    /// Written only if this idempotency key was never stored: the key and its record.
     pub idempotency: Option<(Vec<u8>, Vec<u8>)>,
-    /// The attendee's key and state.
-    pub attendee: (Vec<u8>, Vec<u8>),
-    pub transcript: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Opt-out changes in order: a value inserts it, `None` removes the number.
-    pub opt_outs: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    pub tasks: Vec<([u8; 8], Vec<u8>)>,
-    pub log: ([u8; 16], Vec<u8>),
-    /// Pairs (session, attendee) whose reminder goes.
+    pub ops: Vec<Op>,
+    /// Pairs (session, attendee) whose pending reminder goes.
     pub unremind: Vec<Vec<u8>>,
+    /// Reminders to schedule, unless their pair was reminded already.
     pub remind: Vec<ReminderKey>,
 }
 
-/// What became of a turn.
-#[derive(Debug)]
-pub(super) enum TurnWritten {
-    Done,
-    /// Its idempotency key was stored before: nothing was written; the stored record.
-    Duplicate(sled::IVec),
+impl Change {
+    pub(super) fn ops(ops: Vec<Op>) -> Change {
+        Change {
+            ops,
+            ..Change::default()
+        }
+    }
 }
 
-/// The trees a turn writes.
+/// What became of a change.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    Done,
+    /// Its idempotency key was stored before: nothing was written; the stored record.
+    Duplicate(Vec<u8>),
+}
+
+/// The trees the writer writes, indexed by [`Logged`], and `meta` for the applied mark.
 #[derive(Clone, Debug)]
-pub(super) struct TurnTrees {
-    pub idempotency: sled::Tree,
-    pub attendees: sled::Tree,
-    pub transcript: sled::Tree,
-    pub opt_outs: sled::Tree,
-    pub tasks: sled::Tree,
-    pub intent_log: sled::Tree,
-    pub reminders: sled::Tree,
-    pub reminded: sled::Tree,
+pub(super) struct Trees {
+    logged: Vec<sled::Tree>,
+    meta: sled::Tree,
+}
+
+impl Trees {
+    pub(super) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            logged: Logged::ALL
+                .iter()
+                .map(|t| db.open_tree(t.tree_name()))
+                .collect::<Result<_, _>>()?,
+            meta: db.open_tree(super::trees::META)?,
+        })
+    }
+
+    fn tree(&self, which: Logged) -> &sled::Tree {
+        &self.logged[which as usize]
+    }
+
+    /// The sequence number of the last batch applied to sled.
+    fn applied(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(APPLIED_KEY)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Writes a batch's writes to sled, then its sequence number.
+    fn apply(&self, seq: u64, ops: Vec<Op>) -> Result<(), sled::Error> {
+        for op in ops {
+            let tree = self.tree(op.tree);
+            match op.value {
+                Some(value) => tree.insert(op.key, value)?,
+                None => tree.remove(op.key)?,
+            };
+        }
+        self.meta.insert(APPLIED_KEY, &seq.to_be_bytes())?;
+        Ok(())
+    }
+}
+
+/// Applies the log's batches that sled does not hold yet (after a crash), flushes sled and empties
+/// the log. Returns the sequence number the writer goes on from. Runs before anything reads the
+/// store.
+pub(super) fn replay(
+    db: &sled::Db,
+    trees: &Trees,
+    wal: &mut Wal,
+    batches: Vec<Batch>,
+) -> Result<u64, StoreError> {
+    let mut last = trees.applied()?;
+    for batch in batches {
+        if batch.seq > last {
+            trees.apply(batch.seq, batch.ops)?;
+            last = batch.seq;
+        }
+    }
+    db.flush()?;
+    wal.reset().map_err(|err| StoreError::Flush {
+        message: format!("cannot empty the write-ahead log: {err}"),
+    })?;
+    Ok(last)
 }
 
 type Answer<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
-    Turn(Box<PreparedTurn>, Answer<TurnWritten>),
+    Change(Box<Change>, Answer<Outcome>),
     Durable(Answer<()>),
 }
 
-/// Owns the writer thread; dropping it lets the thread finish the jobs queued and joins it (so
-/// the database is closed when the last store handle goes).
+/// Owns the writer thread; dropping it lets the thread finish the jobs queued, checkpoint and
+/// end, and joins it (so the database is closed when the last store handle goes).
 #[derive(Debug)]
 pub(super) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
@@ -99,33 +172,43 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    /// Starts the thread; `seq` is the last batch's sequence number (from [`replay`]).
     pub(super) fn start(
         db: sled::Db,
-        trees: TurnTrees,
+        trees: Trees,
         schedule: Arc<Schedule>,
+        wal: Wal,
+        seq: u64,
     ) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::channel();
+        let mut state = Thread {
+            db,
+            trees,
+            schedule,
+            wal,
+            seq,
+        };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &trees, &schedule, &queue))?;
+            .spawn(move || state.run(&queue))?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
         })
     }
 
-    /// False once the thread has ended (only if it panicked: it runs as long as the handle).
+    /// False once the thread has ended (after a failed log write, or a panic).
     pub(super) fn is_running(&self) -> bool {
         self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
-    /// Writes a turn with the next batch; returns once it is on disk.
-    pub(super) async fn commit(&self, turn: PreparedTurn) -> Result<TurnWritten, StoreError> {
-        self.submit(|answer| Job::Turn(Box::new(turn), answer))
+    /// Writes a change with the next batch; returns once it is on disk.
+    pub(super) async fn commit(&self, change: Change) -> Result<Outcome, StoreError> {
+        self.submit(|answer| Job::Change(Box::new(change), answer))
             .await
     }
 
-    /// Returns once everything written before the call is on disk.
+    /// Returns once everything written to sled before the call is on disk.
     pub(super) async fn durable(&self) -> Result<(), StoreError> {
         self.submit(Job::Durable).await
     }
@@ -153,141 +236,220 @@ impl Drop for Writer {
     }
 }
 
-/// The thread: batch, write, flush, answer, until every sender is gone.
-fn run(db: &sled::Db, trees: &TurnTrees, schedule: &Schedule, queue: &mpsc::Receiver<Job>) {
-    // When the previous batch started, if it had company (more than one job): a lone writer
-    // is never kept waiting.
-    let mut last: Option<Instant> = None;
-    while let Ok(first) = queue.recv() {
-        // Under load, wait out the spacing so the batch fills.
-        if let Some(wait) = last.and_then(|l| BATCH_SPACING.checked_sub(l.elapsed())) {
-            std::thread::sleep(wait);
-        }
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// What the thread owns.
+struct Thread {
+    db: sled::Db,
+    trees: Trees,
+    schedule: Arc<Schedule>,
+    wal: Wal,
+    /// The last batch's sequence number.
+    seq: u64,
+}
+
+impl Thread {
+    /// Batch, log, apply, answer, until every sender is gone or the log fails.
+    fn run(&mut self, queue: &mpsc::Receiver<Job>) {
+        // When the previous batch started, if it had company (more than one job): a lone writer
+        // is never kept waiting.
+        let mut last: Option<Instant> = None;
+        while let Ok(first) = queue.recv() {
+            // Under load, wait out the spacing so the batch fills.
+            if let Some(wait) = last.and_then(|l| BATCH_SPACING.checked_sub(l.elapsed())) {
+                std::thread::sleep(wait);
+            }
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            last = (batch.len() > 1).then(Instant::now);
+            if let Err(fatal) = self.batch(batch) {
+                tracing::error!(error = %fatal, "the store's writer stopped; restart to recover from the write-ahead log");
+                return;
             }
         }
-        last = (batch.len() > 1).then(Instant::now);
-        let turns: Vec<&PreparedTurn> = batch
-            .iter()
-            .filter_map(|job| match job {
-                Job::Turn(turn, _) => Some(&**turn),
-                Job::Durable(_) => None,
-            })
-            .collect();
-        let written = if turns.is_empty() {
-            Ok(Vec::new())
-        } else {
-            write_turns(trees, &turns).map(|(written, moved)| {
-                schedule.apply(&moved);
-                written
-            })
-        };
-        let flushed = db.flush().map(drop).map_err(|err| err.to_string());
-        let mut written = written.map(Vec::into_iter);
+        if let Err(err) = self.checkpoint() {
+            tracing::error!(error = %err, "the store's last checkpoint failed; the write-ahead log is replayed on the next start");
+        }
+    }
+
+    /// Writes one batch and answers its jobs. An error return is fatal: the thread stops.
+    fn batch(&mut self, batch: Vec<Job>) -> Result<(), String> {
+        let mut changes = Vec::new();
+        let mut answers = Vec::new();
+        let mut durable = Vec::new();
         for job in batch {
             match job {
-                Job::Turn(_, answer) => {
-                    let result = match (&mut written, &flushed) {
-                        (Err(message), _) => Err(StoreError::Commit {
-                            message: message.clone(),
-                        }),
-                        (Ok(_), Err(message)) => Err(StoreError::Flush {
-                            message: message.clone(),
-                        }),
-                        (Ok(outcomes), Ok(())) => outcomes.next().ok_or(StoreError::Commit {
-                            message: "a turn was left out of its batch".into(),
-                        }),
-                    };
-                    let _ = answer.send(result);
+                Job::Change(change, answer) => {
+                    changes.push(*change);
+                    answers.push(answer);
                 }
-                Job::Durable(answer) => {
-                    let _ = answer.send(
-                        flushed
-                            .clone()
-                            .map_err(|message| StoreError::Flush { message }),
-                    );
+                Job::Durable(answer) => durable.push(answer),
+            }
+        }
+        let mut fatal = None;
+        let outcomes = match self.write(changes) {
+            Ok(outcomes) => Ok(outcomes),
+            Err(Failure::Batch(message)) => Err(message),
+            Err(Failure::Fatal(message)) => {
+                fatal = Some(message.clone());
+                Err(message)
+            }
+        };
+        let checkpoint = if fatal.is_some() {
+            Err("the store's writer has stopped".to_string())
+        } else if !durable.is_empty() || self.wal.len() >= CHECKPOINT_BYTES {
+            self.checkpoint()
+        } else {
+            Ok(())
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    let _ = answer.send(Ok(outcome));
+                }
+            }
+            Err(message) => {
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::Commit {
+                        message: message.clone(),
+                    }));
                 }
             }
         }
+        for answer in durable {
+            let _ = answer.send(
+                checkpoint
+                    .clone()
+                    .map_err(|message| StoreError::Flush { message }),
+            );
+        }
+        match (fatal, checkpoint) {
+            (Some(message), _) => Err(message),
+            // sled flushed but the log could not be emptied: appending after it would be unsafe.
+            (None, Err(message)) if message.starts_with(RESET_FAILED) => Err(message),
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves the changes, logs them and applies them; what became of each.
+    fn write(&mut self, changes: Vec<Change>) -> Result<Vec<Outcome>, Failure> {
+        let mut pending = Pending::new(&self.trees);
+        let mut outcomes = Vec::new();
+        for change in changes {
+            outcomes.push(pending.resolve(change).map_err(Failure::Batch)?);
+        }
+        let Pending { ops, moved, .. } = pending;
+        if ops.is_empty() {
+            return Ok(outcomes);
+        }
+        let seq = self.seq + 1;
+        self.wal
+            .append(seq, &ops)
+            .map_err(|err| Failure::Fatal(format!("cannot write the write-ahead log: {err}")))?;
+        self.seq = seq;
+        // The batch is durable now; failing to apply it would leave sled behind the log.
+        self.trees.apply(seq, ops).map_err(|err| {
+            Failure::Fatal(format!("cannot apply a logged batch to the store: {err}"))
+        })?;
+        self.schedule.apply(&moved);
+        Ok(outcomes)
+    }
+
+    /// Flushes sled and empties the log.
+    fn checkpoint(&mut self) -> Result<(), String> {
+        self.db.flush().map_err(|err| err.to_string())?;
+        self.wal
+            .reset()
+            .map_err(|err| format!("{RESET_FAILED}: {err}"))
     }
 }
 
-/// Writes the turns, in order, in one transaction. Returns what became of each and how the
-/// reminders moved.
-fn write_turns(
-    trees: &TurnTrees,
-    turns: &[&PreparedTurn],
-) -> Result<(Vec<TurnWritten>, Vec<Moved>), String> {
-    (
-        &trees.idempotency,
-        &trees.attendees,
-        &trees.transcript,
-        &trees.opt_outs,
-        &trees.tasks,
-        &trees.intent_log,
-        &trees.reminders,
-        &trees.reminded,
-    )
-        .transaction(
-            |(idem, attendees, transcript, opt_outs, tasks, log, reminders, reminded)| {
-                let mut written = Vec::with_capacity(turns.len());
-                let mut moved = Vec::new();
-                for turn in turns {
-                    if let Some((key, record)) = &turn.idempotency {
-                        if let Some(earlier) = idem.get(key)? {
-                            written.push(TurnWritten::Duplicate(earlier));
-                            continue;
-                        }
-                        idem.insert(key.as_slice(), record.as_slice())?;
-                    }
-                    write_turn(
-                        turn,
-                        [attendees, transcript, opt_outs, tasks, log],
-                        reminders,
-                        reminded,
-                        &mut moved,
-                    )?;
-                    written.push(TurnWritten::Done);
-                }
-                Ok((written, moved))
-            },
-        )
-        .map_err(
-            |err: sled::transaction::TransactionError<std::convert::Infallible>| err.to_string(),
-        )
+const RESET_FAILED: &str = "cannot empty the write-ahead log";
+
+enum Failure {
+    /// The batch failed before anything was logged; the writer goes on.
+    Batch(String),
+    /// The log or sled failed; the writer stops.
+    Fatal(String),
 }
 
-/// Everything of one turn but its idempotency record, inside the batch's transaction.
-fn write_turn(
-    turn: &PreparedTurn,
-    [attendees, transcript, opt_outs, tasks, log]: [&TransactionalTree; 5],
-    reminders: &TransactionalTree,
-    reminded: &TransactionalTree,
-    moved: &mut Vec<Moved>,
-) -> ConflictableTransactionResult<(), std::convert::Infallible> {
-    attendees.insert(turn.attendee.0.as_slice(), turn.attendee.1.as_slice())?;
-    for (key, entry) in &turn.transcript {
-        transcript.insert(key.as_slice(), entry.as_slice())?;
+/// A batch being resolved: its writes so far, and what they do to the trees the resolution reads.
+struct Pending<'a> {
+    trees: &'a Trees,
+    ops: Vec<Op>,
+    /// The batch's own writes to the trees [`Pending::get`] reads, newest value per key.
+    written: HashMap<(Logged, Vec<u8>), Option<Vec<u8>>>,
+    moved: Vec<Moved>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(trees: &'a Trees) -> Pending<'a> {
+        Pending {
+            trees,
+            ops: Vec::new(),
+            written: HashMap::new(),
+            moved: Vec::new(),
+        }
     }
-    for (phone, change) in &turn.opt_outs {
-        match change {
-            Some(record) => opt_outs.insert(phone.as_slice(), record.as_slice())?,
-            None => opt_outs.remove(phone.as_slice())?,
-        };
+
+    /// A value as it will be once the batch so far is applied.
+    fn get(&self, tree: Logged, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        if let Some(value) = self.written.get(&(tree, key.to_vec())) {
+            return Ok(value.clone());
+        }
+        self.trees
+            .tree(tree)
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|err| err.to_string())
     }
-    for (key, task) in &turn.tasks {
-        tasks.insert(&key[..], task.as_slice())?;
+
+    fn push(&mut self, op: Op) {
+        if matches!(
+            op.tree,
+            Logged::Idempotency | Logged::Reminders | Logged::Reminded
+        ) {
+            self.written
+                .insert((op.tree, op.key.clone()), op.value.clone());
+        }
+        self.ops.push(op);
     }
-    log.insert(&turn.log.0[..], turn.log.1.as_slice())?;
-    for pair in &turn.unremind {
-        moved.extend(notices::unschedule_in(reminders, pair)?);
+
+    fn resolve(&mut self, change: Change) -> Result<Outcome, String> {
+        if let Some((key, record)) = change.idempotency {
+            if let Some(earlier) = self.get(Logged::Idempotency, &key)? {
+                return Ok(Outcome::Duplicate(earlier));
+            }
+            self.push(Op::insert(Logged::Idempotency, key, record));
+        }
+        for op in change.ops {
+            self.push(op);
+        }
+        for pair in &change.unremind {
+            if let Some(old) = self.get(Logged::Reminders, pair)? {
+                self.push(Op::remove(Logged::Reminders, pair.clone()));
+                self.moved.push((pair.clone(), Some(due_of(&old)), None));
+            }
+        }
+        for key in &change.remind {
+            if self.get(Logged::Reminded, key.pair())?.is_some() {
+                continue;
+            }
+            let old = self.get(Logged::Reminders, key.pair())?;
+            self.push(Op::insert(
+                Logged::Reminders,
+                key.pair().to_vec(),
+                key.due_bytes().to_vec(),
+            ));
+            self.moved.push((
+                key.pair().to_vec(),
+                old.map(|o| due_of(&o)),
+                Some(key.due()),
+            ));
+        }
+        Ok(Outcome::Done)
     }
-    for key in &turn.remind {
-        moved.extend(notices::schedule_in(reminders, reminded, key)?);
-    }
-    Ok(())
 }

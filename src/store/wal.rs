@@ -1,0 +1,391 @@
+//! The store's write-ahead log: the commit point of the writes the store's writer makes.
+//!
+//! A batch of writes is appended as one record and made durable with one `fdatasync`; only then
+//! is it applied to sled (plain inserts, no sled transaction, no sled flush). After a crash the
+//! records sled may not hold yet are applied again when the store opens (see
+//! [`super::writer::replay`]). The log is emptied whenever sled has been flushed (a checkpoint).
+//!
+//! Record layout (integers little-endian):
+//!
+//! | bytes | |
+//! |---|---|
+//! | 4 | payload length |
+//! | 4 | CRC-32 of the payload |
+//! | n | payload: the batch's sequence number (8), then its writes |
+//!
+//! A write is: tree (1, see [`Logged`]), kind (1: 1 insert, 0 remove), key length (4), key, and
+//! for an insert value length (4) and value.
+//!
+//! Invariants:
+//! - A record is whole and its checksum matches, or it and everything after it is ignored: only
+//!   the last append can be torn (one writer, each append synced before the next), and a torn
+//!   append was never acknowledged.
+//! - Tree numbers are part of the format: [`Logged`] only ever grows at the end.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// The trees the writer writes, by their number in the log. Append only: a record written by an
+/// older build must mean the same to a newer one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub(super) enum Logged {
+    Idempotency = 0,
+    Attendees = 1,
+    Transcript = 2,
+    OptOuts = 3,
+    Tasks = 4,
+    IntentLog = 5,
+    Reminders = 6,
+    Reminded = 7,
+    Experts = 8,
+    Outbox = 9,
+    OutboxDone = 10,
+    ExpertTokens = 11,
+    Leads = 12,
+}
+
+impl Logged {
+    pub(super) const ALL: [Logged; 13] = [
+        Logged::Idempotency,
+        Logged::Attendees,
+        Logged::Transcript,
+        Logged::OptOuts,
+        Logged::Tasks,
+        Logged::IntentLog,
+        Logged::Reminders,
+        Logged::Reminded,
+        Logged::Experts,
+        Logged::Outbox,
+        Logged::OutboxDone,
+        Logged::ExpertTokens,
+        Logged::Leads,
+    ];
+
+    /// The sled tree it stands for.
+    pub(super) fn tree_name(self) -> &'static str {
+        use super::trees;
+        match self {
+            Logged::Idempotency => trees::IDEMPOTENCY,
+            Logged::Attendees => trees::ATTENDEES,
+            Logged::Transcript => trees::TRANSCRIPT,
+            Logged::OptOuts => trees::OPT_OUTS,
+            Logged::Tasks => trees::TASKS,
+            Logged::IntentLog => trees::INTENT_LOG,
+            Logged::Reminders => trees::REMINDERS,
+            Logged::Reminded => trees::REMINDED,
+            Logged::Experts => trees::EXPERTS,
+            Logged::Outbox => trees::OUTBOX,
+            Logged::OutboxDone => trees::OUTBOX_DONE,
+            Logged::ExpertTokens => trees::EXPERT_TOKENS,
+            Logged::Leads => trees::LEADS,
+        }
+    }
+
+    fn from_u8(n: u8) -> Option<Logged> {
+        Logged::ALL.get(usize::from(n)).copied()
+    }
+}
+
+/// One write: a value inserted under a key, or the key removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Op {
+    pub tree: Logged,
+    pub key: Vec<u8>,
+    /// `None` removes the key.
+    pub value: Option<Vec<u8>>,
+}
+
+impl Op {
+    pub(super) fn insert(tree: Logged, key: impl Into<Vec<u8>>, value: Vec<u8>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: Some(value),
+        }
+    }
+
+    pub(super) fn remove(tree: Logged, key: impl Into<Vec<u8>>) -> Op {
+        Op {
+            tree,
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// A batch read back from the log.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Batch {
+    pub seq: u64,
+    pub ops: Vec<Op>,
+}
+
+const HEADER: usize = 8;
+
+/// The log file, opened for appending.
+#[derive(Debug)]
+pub(super) struct Wal {
+    file: File,
+    path: PathBuf,
+    len: u64,
+    /// Reused for encoding, so an append allocates nothing once warm.
+    buf: Vec<u8>,
+    /// A log of a temporary store goes with it.
+    remove_on_drop: bool,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log at `path` and reads the whole batches in it, in order.
+    /// A torn or damaged tail is cut off the file.
+    pub(super) fn open(path: &Path) -> std::io::Result<(Wal, Vec<Batch>)> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let (batches, whole) = decode(&bytes);
+        if whole < bytes.len() {
+            file.set_len(whole as u64)?;
+            file.sync_all()?;
+        }
+        file.seek(SeekFrom::Start(whole as u64))?;
+        Ok((
+            Wal {
+                file,
+                path: path.to_path_buf(),
+                len: whole as u64,
+                buf: Vec::new(),
+                remove_on_drop: false,
+            },
+            batches,
+        ))
+    }
+
+    /// A log in the system's temporary directory, removed when dropped.
+    pub(super) fn temporary() -> std::io::Result<Wal> {
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+        let path = std::env::temp_dir().join(format!(
+            "concierge-wal-{}-{:016x}",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        ));
+        let (mut wal, _) = Wal::open(&path)?;
+        wal.remove_on_drop = true;
+        Ok(wal)
+    }
+
+    /// Bytes in the log.
+    pub(super) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends a batch and returns once it is on disk. On error the log is cut back to where it
+    /// was, so no damaged record stays in front of later ones.
+    pub(super) fn append(&mut self, seq: u64, ops: &[Op]) -> std::io::Result<()> {
+        self.buf.clear();
+        encode(seq, ops, &mut self.buf);
+        let written = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += self.buf.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = self.file.set_len(self.len);
+                let _ = self.file.seek(SeekFrom::Start(self.len));
+                Err(err)
+            }
+        }
+    }
+
+    /// Empties the log (everything in it is in sled, flushed).
+    pub(super) fn reset(&mut self) -> std::io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.sync_all()?;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Appends one record holding `ops` to `out`.
+fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    for op in ops {
+        out.push(op.tree as u8);
+        out.push(u8::from(op.value.is_some()));
+        put_bytes(out, &op.key);
+        if let Some(value) = &op.value {
+            put_bytes(out, value);
+        }
+    }
+    let payload = &out[start + HEADER..];
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The whole records at the start of `bytes`, and how many bytes they take.
+fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Some(batch) = decode_batch(payload) else {
+            break;
+        };
+        batches.push(batch);
+        at += HEADER + len;
+    }
+    (batches, at)
+}
+
+fn decode_batch(payload: &[u8]) -> Option<Batch> {
+    let mut input = Reader(payload);
+    let seq = u64::from_le_bytes(input.take(8)?.try_into().ok()?);
+    let mut ops = Vec::new();
+    while !input.0.is_empty() {
+        let tree = Logged::from_u8(input.take(1)?[0])?;
+        let insert = match input.take(1)?[0] {
+            0 => false,
+            1 => true,
+            _ => return None,
+        };
+        let key = input.bytes()?.to_vec();
+        let value = if insert {
+            Some(input.bytes()?.to_vec())
+        } else {
+            None
+        };
+        ops.push(Op { tree, key, value });
+    }
+    Some(Batch { seq, ops })
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        self.take(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(n: u8) -> Vec<Op> {
+        vec![
+            Op::insert(Logged::Attendees, vec![n], vec![n; 3]),
+            Op::remove(Logged::OptOuts, b"+15550001".to_vec()),
+            Op::insert(Logged::Leads, Vec::new(), Vec::new()),
+        ]
+    }
+
+    #[test]
+    fn batches_read_back_as_written_and_a_torn_tail_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal");
+        let (mut wal, batches) = Wal::open(&path).unwrap();
+        assert!(batches.is_empty());
+        wal.append(7, &ops(1)).unwrap();
+        wal.append(8, &ops(2)).unwrap();
+        let whole = wal.len();
+        drop(wal);
+        // A third append torn half way, as by a crash.
+        let mut third = Vec::new();
+        encode(9, &ops(3), &mut third);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&third[..third.len() / 2]);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let (mut wal, batches) = Wal::open(&path).unwrap();
+        assert_eq!(
+            batches,
+            vec![
+                Batch {
+                    seq: 7,
+                    ops: ops(1)
+                },
+                Batch {
+                    seq: 8,
+                    ops: ops(2)
+                }
+            ]
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        // Appends go after the whole records, and reset empties the file.
+        wal.append(9, &ops(3)).unwrap();
+        assert_eq!(Wal::open(&path).unwrap().1.len(), 3);
+        wal.reset().unwrap();
+        assert!(Wal::open(&path).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_record_ends_the_log() {
+        let mut bytes = Vec::new();
+        encode(1, &ops(1), &mut bytes);
+        let first = bytes.len();
+        encode(2, &ops(2), &mut bytes);
+        encode(3, &ops(3), &mut bytes);
+        // Flip a byte in the second record's payload: the third is not read either.
+        bytes[first + HEADER + 9] ^= 0x40;
+        let (batches, whole) = decode(&bytes);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(whole, first);
+        // An unknown tree number or kind, with a matching checksum, is refused too.
+        for (at, bad) in [(HEADER + 8, 200u8), (HEADER + 9, 7u8)] {
+            let mut record = Vec::new();
+            encode(1, &ops(1), &mut record);
+            record[at] = bad;
+            let crc = crc32fast::hash(&record[HEADER..]);
+            record[4..8].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(decode(&record), (Vec::new(), 0));
+        }
+        // Garbage and short input read as nothing, without panicking.
+        assert_eq!(decode(&[0xff; 5]).1, 0);
+        assert_eq!(decode(&[0xff; 64]).1, 0);
+    }
+}
