@@ -192,6 +192,8 @@ async fn acknowledged_work_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let acked = Arc::new(Mutex::new(Acked::default()));
+    // The write-ahead log's size at each kill: the store has to repair sled from it at least once.
+    let mut logged_at_kill = Vec::new();
     for round in 0..4u64 {
         let (mut child, base) = start(&data);
         let started = Instant::now();
@@ -214,10 +216,15 @@ async fn acknowledged_work_survives_kill_9() {
         tokio::time::sleep(Duration::from_millis(after)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        logged_at_kill.push(std::fs::metadata(data.join("wal")).map_or(0, |m| m.len()));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         load.await.unwrap();
     }
 
+    assert!(
+        logged_at_kill.iter().any(|&bytes| bytes > 0),
+        "no kill found batches in the write-ahead log: {logged_at_kill:?}"
+    );
     // The store opens cleanly after the last kill, and holds everything acknowledged.
     let store = Store::open(&data, 16 << 20).expect("the store opens after kill -9");
     let acked = acked.lock().unwrap();

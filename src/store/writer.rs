@@ -143,11 +143,22 @@ pub(super) fn replay(
     batches: Vec<Batch>,
 ) -> Result<u64, StoreError> {
     let mut last = trees.applied()?;
+    let (mut applied, mut held) = (0, 0);
     for batch in batches {
         if batch.seq > last {
             trees.apply(batch.seq, batch.ops)?;
             last = batch.seq;
+            applied += 1;
+        } else {
+            held += 1;
         }
+    }
+    if applied + held > 0 {
+        tracing::info!(
+            applied,
+            already_held = held,
+            "recovered from the write-ahead log (the last run ended without a checkpoint)"
+        );
     }
     db.flush()?;
     wal.reset().map_err(|err| StoreError::Flush {
