@@ -9,7 +9,7 @@
 //! | `meta` | `b"wal"` | the last write-ahead log batch applied to sled, `u64` big-endian |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
 //! | `attendees` | attendee key (`sms:+15551234567`) | a versioned [`Attendee`] (context, saved sessions) |
-//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] |
+//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 2, see `TurnEntries`) |
 //! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
 //! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given |
 //! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
@@ -73,7 +73,9 @@ pub mod trees {
     pub const EXPERT_TOKENS: &str = "expert_tokens";
     pub const LEADS: &str = "leads";
     /// What each message was read as, by time: hits per intent and the operator's list of
-    /// messages nothing matched. Kept for [`super::INTENT_LOG_TTL`].
+    /// messages nothing matched. Key: time (µs, big-endian) and an id; value: one event
+    /// (version 1) or a batch of turns' events (version 2, one entry per writer batch). Kept for
+    /// [`super::INTENT_LOG_TTL`].
     pub const INTENT_LOG: &str = "intent_log";
     /// Calendar feed tokens: `a/` + attendee key → token, `t/` + token → attendee key.
     pub const CALENDARS: &str = "calendars";
@@ -298,6 +300,52 @@ impl Versioned for TranscriptEntry {
     const WHAT: &'static str = "a transcript entry";
 }
 
+/// A turn's transcript entries (the message and its replies) under one key: one sled insert per
+/// turn instead of one per message. Stored as format version 2: the version byte, the number of
+/// entries (so counting needs no JSON), then the entries as a JSON list. Entries written one at a
+/// time (version 1: expert replies, notices, and turns before version 2) are read as well.
+struct TurnEntries;
+
+impl TurnEntries {
+    const VERSION: u8 = 2;
+    /// The most entries one value holds (the count is one byte); a turn with more takes several.
+    const MAX: usize = u8::MAX as usize;
+
+    fn encode(entries: &[&TranscriptEntry]) -> Result<Vec<u8>, StoreError> {
+        let count = u8::try_from(entries.len()).map_err(|_| StoreError::Encode {
+            what: TranscriptEntry::WHAT,
+            message: format!("{} entries under one key", entries.len()),
+        })?;
+        let mut bytes = vec![Self::VERSION, count];
+        serde_json::to_writer(&mut bytes, entries).map_err(|err| StoreError::Encode {
+            what: TranscriptEntry::WHAT,
+            message: err.to_string(),
+        })?;
+        Ok(bytes)
+    }
+
+    /// The entries of a stored value of either version.
+    fn decode_any(bytes: &[u8]) -> Result<Vec<TranscriptEntry>, StoreError> {
+        match bytes {
+            [Self::VERSION, _, json @ ..] => {
+                serde_json::from_slice(json).map_err(|err| StoreError::Decode {
+                    what: TranscriptEntry::WHAT,
+                    message: err.to_string(),
+                })
+            }
+            _ => Ok(vec![TranscriptEntry::decode(bytes)?]),
+        }
+    }
+
+    /// How many entries a stored value holds.
+    fn count(bytes: &[u8]) -> usize {
+        match bytes {
+            [Self::VERSION, count, ..] => usize::from(*count),
+            _ => 1,
+        }
+    }
+}
+
 /// An opted-out number.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptOut {
@@ -386,6 +434,42 @@ pub struct IntentEvent {
 impl Versioned for IntentEvent {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an intent log entry";
+}
+
+/// The intent log entry of a batch of turns: every message's reading, in order. (Version 1
+/// entries, one message each, are still read.)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct IntentEvents(Vec<IntentEvent>);
+
+impl Versioned for IntentEvents {
+    const VERSION: u8 = 2;
+    const WHAT: &'static str = "an intent log entry";
+}
+
+impl IntentEvents {
+    /// The stored entry of events already encoded as JSON one by one.
+    fn encode_joined(events: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(3 + events.iter().map(|e| e.len() + 1).sum::<usize>());
+        bytes.push(Self::VERSION);
+        bytes.push(b'[');
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                bytes.push(b',');
+            }
+            bytes.extend_from_slice(event);
+        }
+        bytes.push(b']');
+        bytes
+    }
+
+    /// The events of a stored entry of either version.
+    fn decode_any(bytes: &[u8]) -> Result<Vec<IntentEvent>, StoreError> {
+        match bytes.first() {
+            Some(&IntentEvent::VERSION) => Ok(vec![IntentEvent::decode(bytes)?]),
+            _ => Ok(IntentEvents::decode(bytes)?.0),
+        }
+    }
 }
 
 /// What the intent log says about a period: hits per intent (most first) and the messages that
@@ -760,21 +844,20 @@ impl Store {
 
     /// The transcript of an attendee, oldest first.
     pub fn transcript(&self, attendee: &str) -> Result<Vec<TranscriptEntry>, StoreError> {
-        self.transcript
-            .scan_prefix(transcript_prefix(attendee))
-            .map(|entry| {
-                let (_, bytes) = entry?;
-                TranscriptEntry::decode(&bytes)
-            })
-            .collect()
+        let mut entries = Vec::new();
+        for entry in self.transcript.scan_prefix(transcript_prefix(attendee)) {
+            let (_, bytes) = entry?;
+            entries.extend(TurnEntries::decode_any(&bytes)?);
+        }
+        Ok(entries)
     }
 
-    /// How many entries an attendee's transcript has.
+    /// How many entries an attendee's transcript has (without decoding them).
     pub fn transcript_len(&self, attendee: &str) -> Result<usize, StoreError> {
         let mut n = 0;
         for entry in self.transcript.scan_prefix(transcript_prefix(attendee)) {
-            entry?;
-            n += 1;
+            let (_, bytes) = entry?;
+            n += TurnEntries::count(&bytes);
         }
         Ok(n)
     }
@@ -794,13 +877,17 @@ impl Store {
             record.attendee_key.as_bytes(),
             record.attendee.encode()?,
         ));
-        let mut first_id = None;
-        for entry in std::iter::once(&record.inbound).chain(&record.outbound) {
-            let id = self.db.generate_id()?;
-            first_id.get_or_insert(id);
+        let entries: Vec<&TranscriptEntry> = std::iter::once(&record.inbound)
+            .chain(&record.outbound)
+            .collect();
+        for chunk in entries.chunks(TurnEntries::MAX) {
             let mut key = prefix.clone();
-            key.extend_from_slice(&id.to_be_bytes());
-            ops.push(Op::insert(Logged::Transcript, key, entry.encode()?));
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            ops.push(Op::insert(
+                Logged::Transcript,
+                key,
+                TurnEntries::encode(chunk)?,
+            ));
         }
         let idempotency = match &record.idempotency {
             Some((key, reply)) => Some((
@@ -837,14 +924,14 @@ impl Store {
                 task.encode()?,
             ));
         }
-        ops.push(Op::insert(
-            Logged::IntentLog,
-            intent_log_key(now, first_id.unwrap_or_default()),
-            record.log.encode()?,
-        ));
+        let intent = serde_json::to_vec(&record.log).map_err(|err| StoreError::Encode {
+            what: IntentEvent::WHAT,
+            message: err.to_string(),
+        })?;
         let change = writer::Change {
             idempotency,
             ops,
+            intent: Some((now, intent)),
             unremind: record
                 .unremind
                 .iter()
@@ -950,27 +1037,28 @@ impl Store {
             std::collections::HashMap::new();
         for entry in self.intent_log.range(intent_log_key(since, 0)..) {
             let (key, bytes) = entry?;
-            let event = IntentEvent::decode(&bytes)?;
-            report.messages += 1;
-            *hits.entry(event.intent).or_default() += 1;
-            if let Some(text) = event.unmatched {
-                let micros = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
-                let at = Timestamp::from_microsecond(micros as i64).unwrap_or(since);
-                let group = crate::text::fold(text.trim())
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-                    .trim_matches(|c: char| !c.is_alphanumeric())
-                    .to_string();
-                let u = unmatched.entry(group).or_insert(Unmatched {
-                    text: text.clone(),
-                    count: 0,
-                    last: at,
-                });
-                u.count += 1;
-                if at >= u.last {
-                    u.last = at;
-                    u.text = text;
+            let micros = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+            let at = Timestamp::from_microsecond(micros as i64).unwrap_or(since);
+            for event in IntentEvents::decode_any(&bytes)? {
+                report.messages += 1;
+                *hits.entry(event.intent).or_default() += 1;
+                if let Some(text) = event.unmatched {
+                    let group = crate::text::fold(text.trim())
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .trim_matches(|c: char| !c.is_alphanumeric())
+                        .to_string();
+                    let u = unmatched.entry(group).or_insert(Unmatched {
+                        text: text.clone(),
+                        count: 0,
+                        last: at,
+                    });
+                    u.count += 1;
+                    if at >= u.last {
+                        u.last = at;
+                        u.text = text;
+                    }
                 }
             }
         }
@@ -1026,7 +1114,8 @@ impl Store {
             .map(|key| String::from_utf8_lossy(&key).into_owned()))
     }
 
-    /// Forgets intent log entries before `before`; returns how many.
+    /// Forgets intent log entries before `before`; returns how many entries (one holds the
+    /// messages of one batch of turns).
     pub fn expire_intent_log(&self, before: Timestamp) -> Result<usize, StoreError> {
         let mut removed = 0;
         for entry in self.intent_log.range(..intent_log_key(before, 0)) {
@@ -1330,11 +1419,39 @@ mod tests {
         assert_eq!((done, duplicates), (200, 200));
         for a in 0..200 {
             assert_eq!(store.transcript_len(&format!("a{a}")).unwrap(), 2, "a{a}");
+            let transcript = store.transcript(&format!("a{a}")).unwrap();
+            assert!(transcript[0].inbound && !transcript[1].inbound, "a{a}");
+            assert_eq!(
+                store
+                    .transcript
+                    .scan_prefix(transcript_prefix(&format!("a{a}")))
+                    .count(),
+                1,
+                "a turn is one value"
+            );
         }
         assert_eq!(
             store.processed("SM7").unwrap().unwrap().reply,
             "reply to SM7"
         );
+        // The intent log holds each message once, in one entry per batch; an entry written one
+        // message at a time (format version 1) still counts.
+        let old = IntentEvent {
+            intent: "fallback".into(),
+            unmatched: Some("purple elephant".into()),
+        };
+        store
+            .intent_log
+            .insert(intent_log_key(now, 1), old.encode().unwrap())
+            .unwrap();
+        let report = store.intent_report(Timestamp::UNIX_EPOCH, 5).unwrap();
+        assert_eq!(report.messages, 201);
+        assert_eq!(
+            report.hits,
+            vec![("greeting".to_string(), 200), ("fallback".to_string(), 1)]
+        );
+        assert_eq!(report.unmatched[0].text, "purple elephant");
+        assert!(store.intent_log.len() < 201, "one entry per batch");
     }
 
     fn applied(dir: &Path) -> u64 {

@@ -69,6 +69,9 @@ pub(super) struct Change {
     pub unremind: Vec<Vec<u8>>,
     /// Reminders to schedule, unless their pair was reminded already.
     pub remind: Vec<ReminderKey>,
+    /// The message's reading for the intent log (JSON of an `IntentEvent`), and when. A batch
+    /// writes one intent log entry for all its turns: one sled insert instead of one per turn.
+    pub intent: Option<(jiff::Timestamp, Vec<u8>)>,
 }
 
 impl Change {
@@ -352,11 +355,26 @@ impl Thread {
         for change in changes {
             outcomes.push(pending.resolve(change).map_err(Failure::Batch)?);
         }
-        let Pending { ops, moved, .. } = pending;
+        let Pending {
+            mut ops,
+            moved,
+            intents,
+            ..
+        } = pending;
+        let seq = self.seq + 1;
+        if let Some(&(at, _)) = intents.first() {
+            let events: Vec<Vec<u8>> = intents.into_iter().map(|(_, e)| e).collect();
+            ops.push(Op::insert(
+                Logged::IntentLog,
+                // The high bit keeps a batch's key apart from the per-message keys of version
+                // 1 entries (transcript ids, far below it).
+                super::intent_log_key(at, seq | 1 << 63),
+                super::IntentEvents::encode_joined(&events),
+            ));
+        }
         if ops.is_empty() {
             return Ok(outcomes);
         }
-        let seq = self.seq + 1;
         self.wal
             .append(seq, &ops)
             .map_err(|err| Failure::Fatal(format!("cannot write the write-ahead log: {err}")))?;
@@ -394,6 +412,8 @@ struct Pending<'a> {
     /// The batch's own writes to the trees [`Pending::get`] reads, newest value per key.
     written: HashMap<(Logged, Vec<u8>), Option<Vec<u8>>>,
     moved: Vec<Moved>,
+    /// The intent log events of the batch's turns.
+    intents: Vec<(jiff::Timestamp, Vec<u8>)>,
 }
 
 impl<'a> Pending<'a> {
@@ -403,6 +423,7 @@ impl<'a> Pending<'a> {
             ops: Vec::new(),
             written: HashMap::new(),
             moved: Vec::new(),
+            intents: Vec::new(),
         }
     }
 
@@ -439,6 +460,7 @@ impl<'a> Pending<'a> {
         for op in change.ops {
             self.push(op);
         }
+        self.intents.extend(change.intent);
         for pair in &change.unremind {
             if let Some(old) = self.get(Logged::Reminders, pair)? {
                 self.push(Op::remove(Logged::Reminders, pair.clone()));
