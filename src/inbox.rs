@@ -1,11 +1,14 @@
 //! Where an attendee's message is handled, whatever channel it came by: the IO around one
 //! conversation turn.
 //!
-//! For one message: give the earlier answer if it was processed before (idempotency); take the
-//! attendee's lock, so their messages are handled one at a time and in order; load what the store
-//! remembers; classify with the running intents; run the pure [`conversation::turn`]; write
-//! everything the turn changed in one transaction and flush it. Only then is the answer returned,
-//! so a 200 means it is on disk.
+//! For one message: the channel first asks [`earlier`] for the answer given if it was processed
+//! before (idempotency), so a redelivery costs one read and skips rate limits. Then [`handle`]
+//! takes the attendee's lock, so their messages are handled one at a time and in order; loads
+//! what the store remembers; classifies with the running intents; runs the pure
+//! [`conversation::turn`]; and hands everything the turn changed to the store as one change,
+//! which returns once it is on disk. Only then is the answer returned, so a 200 means it is on
+//! disk. A redelivery that slips in between (two deliveries at once) is refused by the store's
+//! writer, and answered as the duplicate it is.
 
 use std::hash::{Hash, Hasher};
 
@@ -179,17 +182,21 @@ pub fn engine_settings(state: &AppState, sms: bool) -> conversation::Settings {
     }
 }
 
-/// Handles one message. See the module doc for the order of things.
+/// The answer given to the message with this idempotency key, if it was processed before.
+pub fn earlier(state: &AppState, idempotency_key: &str) -> Result<Option<Outcome>, StoreError> {
+    Ok(state
+        .store
+        .processed(idempotency_key)?
+        .map(|earlier| duplicate(&earlier.reply)))
+}
+
+/// Handles one message, after the channel found no [`earlier`] answer to it. See the module doc
+/// for the order of things.
 pub async fn handle(
     state: &AppState,
     message: Message,
     now: Timestamp,
 ) -> Result<Outcome, StoreError> {
-    if let Some(key) = &message.idempotency_key {
-        if let Some(earlier) = state.store.processed(key)? {
-            return Ok(duplicate(&earlier.reply));
-        }
-    }
     let key = message.sender.attendee_key();
     let _turn = state.locks.lock(&key).await;
     let attendee = state.store.attendee(&key)?;

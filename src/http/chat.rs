@@ -179,12 +179,8 @@ async fn exchange(state: &AppState, key: &str, m: Outgoing) -> Result<Value, App
     }
     let idempotency_key = format!("{key}:{id}");
     // A retry is answered even when the conversation is over its rate: it costs nothing.
-    if state
-        .store
-        .processed(&idempotency_key)
-        .map_err(internal)?
-        .is_none()
-    {
+    let earlier = inbox::earlier(state, &idempotency_key).map_err(internal)?;
+    if earlier.is_none() {
         limit_conversation(state, key)?;
     }
     let message = Message {
@@ -198,7 +194,10 @@ async fn exchange(state: &AppState, key: &str, m: Outgoing) -> Result<Value, App
         remove: m.remove,
     };
     let now = state.clock.now();
-    let outcome = inbox::handle(state, message, now).await.map_err(internal)?;
+    let outcome = match earlier {
+        Some(outcome) => outcome,
+        None => inbox::handle(state, message, now).await.map_err(internal)?,
+    };
     let attendee = state.store.attendee(key).map_err(internal)?;
     let agenda = state.agenda();
     // A duplicate's messages are already numbered in the history; the client resumes for them.

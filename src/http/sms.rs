@@ -103,26 +103,6 @@ async fn inbound(
     let phone = Phone::parse(from)
         .ok_or_else(|| AppError::BadRequest("From is not an E.164 phone number".into()))?;
     let message_sid = form::get(&params, "MessageSid").map(str::to_string);
-    // One number flooding cannot starve the others: over its rate it gets 429, and nothing is
-    // stored. A redelivery of a message already answered is not counted.
-    let redelivery = match &message_sid {
-        Some(sid) => state
-            .store
-            .processed(sid)
-            .map_err(|err| AppError::Internal(err.to_string()))?
-            .is_some(),
-        None => false,
-    };
-    if !redelivery {
-        if let Err(wait) = state
-            .limits
-            .per_number
-            .check(phone.as_str(), state.clock.now())
-        {
-            tracing::info!(from = %phone.redacted(), "rate limited");
-            return Err(AppError::TooManyRequests(wait.as_secs().max(0) as u64 + 1));
-        }
-    }
     let token = headers
         .get("i-twilio-idempotency-token")
         .and_then(|v| v.to_str().ok())
@@ -131,6 +111,23 @@ async fn inbound(
         .clone()
         .or(token)
         .ok_or_else(|| AppError::BadRequest("missing MessageSid".into()))?;
+    // A redelivery of a message already answered gets the same answer, and is not counted
+    // against the number's rate.
+    if let Some(outcome) = inbox::earlier(&state, &idempotency_key)
+        .map_err(|err| AppError::Internal(err.to_string()))?
+    {
+        return Ok(xml(twiml::response(&outcome.texts())));
+    }
+    // One number flooding cannot starve the others: over its rate it gets 429, and nothing is
+    // stored.
+    if let Err(wait) = state
+        .limits
+        .per_number
+        .check(phone.as_str(), state.clock.now())
+    {
+        tracing::info!(from = %phone.redacted(), "rate limited");
+        return Err(AppError::TooManyRequests(wait.as_secs().max(0) as u64 + 1));
+    }
     let media: usize = form::get(&params, "NumMedia")
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
