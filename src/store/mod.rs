@@ -1481,7 +1481,10 @@ mod tests {
         let seq = applied(dir.path());
         {
             let (mut wal, logged) = wal::Wal::open(&dir.path().join(WAL_FILE)).unwrap();
-            assert!(logged.is_empty(), "a clean close leaves the log empty");
+            assert!(
+                logged.iter().all(|b| b.seq <= seq),
+                "after a clean close sled holds everything logged"
+            );
             // Stale: an opt-in of the first number, numbered as if applied already.
             wal.append(seq, &[Op::remove(Logged::OptOuts, "+15550001")])
                 .unwrap();
@@ -1502,11 +1505,6 @@ mod tests {
         assert!(store.is_opted_out("+15550001").unwrap());
         assert!(store.is_opted_out("+15550002").unwrap());
         assert_eq!(store.transcript_len("a1").unwrap(), 3);
-        assert_eq!(
-            std::fs::metadata(dir.path().join(WAL_FILE)).unwrap().len(),
-            0,
-            "the log is emptied once sled holds it"
-        );
         // The writer goes on after the replayed batch's number.
         store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
         drop(store);

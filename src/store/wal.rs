@@ -3,7 +3,11 @@
 //! A batch of writes is appended as one record and made durable with one `fdatasync`; only then
 //! is it applied to sled (plain inserts, no sled transaction, no sled flush). After a crash the
 //! records sled may not hold yet are applied again when the store opens (see
-//! [`super::writer::replay`]). The log is emptied whenever sled has been flushed (a checkpoint).
+//! [`super::writer::replay`]). The log starts over whenever sled has been flushed (a checkpoint).
+//!
+//! Starting over does not shrink the file: appends overwrite the old records in place. So once
+//! the file has grown, an append changes no file size and allocates no blocks, and its
+//! `fdatasync` writes data only (growing the file made every sync a journal commit as well).
 //!
 //! Record layout (integers little-endian):
 //!
@@ -20,6 +24,8 @@
 //! - A record is whole and its checksum matches, or it and everything after it is ignored: only
 //!   the last append can be torn (one writer, each append synced before the next), and a torn
 //!   append was never acknowledged.
+//! - What follows the last append may be older records, left from before a checkpoint. They are
+//!   numbered at most that checkpoint's batch, which sled holds, so replay skips them.
 //! - Tree numbers are part of the format: [`Logged`] only ever grows at the end.
 
 use std::fs::{File, OpenOptions};
@@ -137,8 +143,8 @@ pub(super) struct Wal {
 }
 
 impl Wal {
-    /// Opens (creating if needed) the log at `path` and reads the whole batches in it, in order.
-    /// A torn or damaged tail is cut off the file.
+    /// Opens (creating if needed) the log at `path` and reads the whole batches in it, in order,
+    /// up to the first torn or damaged record.
     pub(super) fn open(path: &Path) -> std::io::Result<(Wal, Vec<Batch>)> {
         let mut file = OpenOptions::new()
             .read(true)
@@ -149,10 +155,6 @@ impl Wal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (batches, whole) = decode(&bytes);
-        if whole < bytes.len() {
-            file.set_len(whole as u64)?;
-            file.sync_all()?;
-        }
         file.seek(SeekFrom::Start(whole as u64))?;
         Ok((
             Wal {
@@ -207,11 +209,11 @@ impl Wal {
         }
     }
 
-    /// Empties the log (everything in it is in sled, flushed).
+    /// Starts the log over (everything in it is in sled, flushed): the next append overwrites
+    /// the first record. Nothing needs syncing: until then the old records stay, and replay skips
+    /// them.
     pub(super) fn reset(&mut self) -> std::io::Result<()> {
-        self.file.set_len(0)?;
         self.file.seek(SeekFrom::Start(0))?;
-        self.file.sync_all()?;
         self.len = 0;
         Ok(())
     }
@@ -325,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn batches_read_back_as_written_and_a_torn_tail_is_cut_off() {
+    fn batches_read_back_as_written_up_to_a_torn_tail_and_a_reset_overwrites_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
         let (mut wal, batches) = Wal::open(&path).unwrap();
@@ -355,12 +357,19 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
-        // Appends go after the whole records, and reset empties the file.
+        assert_eq!(wal.len(), whole);
+        // Appends go after the whole records, over the torn one.
         wal.append(9, &ops(3)).unwrap();
         assert_eq!(Wal::open(&path).unwrap().1.len(), 3);
+        // After a reset the next append overwrites the first record; the file keeps its size,
+        // and the older records after it read back (replay skips them by their numbers).
+        let size = std::fs::metadata(&path).unwrap().len();
         wal.reset().unwrap();
-        assert!(Wal::open(&path).unwrap().1.is_empty());
+        assert_eq!(wal.len(), 0);
+        wal.append(10, &ops(1)).unwrap();
+        let seqs: Vec<u64> = Wal::open(&path).unwrap().1.iter().map(|b| b.seq).collect();
+        assert_eq!(seqs, [10, 8, 9]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
     }
 
     #[test]
