@@ -11,7 +11,7 @@
 //! queued, resolves the changes in order (idempotency and reminder checks) into plain writes,
 //! appends them to the log as one record, syncs it, applies them to sled with plain inserts,
 //! and answers everyone. sled is flushed only at a checkpoint (when someone needs it durable,
-//! or the log has grown), after which the log is emptied. Under load a batch grows by itself,
+//! or the log has grown), after which the log starts over. Under load a batch grows by itself,
 //! because changes queue while the previous batch is written; at rest a batch is one change and
 //! nobody waits for a timer.
 //!
@@ -53,7 +53,7 @@ const MAX_BATCH: usize = 1024;
 /// 12,700-17,400; 1 ms 17,300-17,900; 2 ms 15,400-16,600 (less CPU per request, longer waits).
 const BATCH_SPACING: Duration = Duration::from_millis(1);
 
-/// The log's size that makes the next batch a checkpoint (sled flushed, log emptied). It bounds
+/// The log's size that makes the next batch a checkpoint (sled flushed, log started over). It bounds
 /// the log on disk and the work of a replay after a crash.
 const CHECKPOINT_BYTES: u64 = 64 << 20;
 
@@ -137,9 +137,9 @@ impl Trees {
     }
 }
 
-/// Applies the log's batches that sled does not hold yet (after a crash), flushes sled and empties
-/// the log. Returns the sequence number the writer goes on from. Runs before anything reads the
-/// store.
+/// Applies the log's batches that sled does not hold yet (after a crash), flushes sled and starts
+/// the log over. Returns the sequence number the writer goes on from. Runs before anything reads
+/// the store.
 pub(super) fn replay(
     db: &sled::Db,
     trees: &Trees,
@@ -166,7 +166,7 @@ pub(super) fn replay(
     }
     db.flush()?;
     wal.reset().map_err(|err| StoreError::Flush {
-        message: format!("cannot empty the write-ahead log: {err}"),
+        message: format!("cannot start the write-ahead log over: {err}"),
     })?;
     Ok(last)
 }
@@ -343,7 +343,7 @@ impl Thread {
         }
         match (fatal, checkpoint) {
             (Some(message), _) => Err(message),
-            // sled flushed but the log could not be emptied: appending after it would be unsafe.
+            // sled flushed but the log could not be started over: appending after it would be unsafe.
             (None, Err(message)) if message.starts_with(RESET_FAILED) => Err(message),
             _ => Ok(()),
         }
@@ -388,7 +388,7 @@ impl Thread {
         Ok(outcomes)
     }
 
-    /// Flushes sled and empties the log.
+    /// Flushes sled and starts the log over.
     fn checkpoint(&mut self) -> Result<(), String> {
         self.db.flush().map_err(|err| err.to_string())?;
         self.wal
@@ -397,7 +397,7 @@ impl Thread {
     }
 }
 
-const RESET_FAILED: &str = "cannot empty the write-ahead log";
+const RESET_FAILED: &str = "cannot start the write-ahead log over";
 
 enum Failure {
     /// The batch failed before anything was logged; the writer goes on.
