@@ -15,7 +15,7 @@
 //! | `concierge_outbox_backlog` | outbound messages waiting to be sent |
 //! | `concierge_outbox_send_failures_total` | send attempts that failed (retried or final) |
 //! | `concierge_reminders_pending` | reminders scheduled |
-//! | `concierge_store_size_bytes` | the sled store's size on disk |
+//! | `concierge_store_size_bytes` | the store's size on disk (sled and its write-ahead log) |
 
 use std::sync::atomic::AtomicU64;
 
@@ -177,7 +177,7 @@ impl Metrics {
         let store_size = Gauge::default();
         registry.register(
             "store_size_bytes",
-            "The sled store's size on disk",
+            "The store's size on disk (sled and its write-ahead log)",
             store_size.clone(),
         );
         Metrics {

@@ -607,6 +607,8 @@ pub struct Inner {
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
     writer: writer::Writer,
+    /// The write-ahead log's file (for its size on disk).
+    wal_path: PathBuf,
     reminded: sled::Tree,
     announcements: sled::Tree,
 }
@@ -631,9 +633,14 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache.
+    /// Opens (creating if needed) the store in `dir`, with `cache_bytes` of page cache. A data
+    /// dir it creates is readable by its owner only (it holds phone numbers and messages).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|err| StoreError::Open {
+        let mut create = std::fs::DirBuilder::new();
+        create.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut create, 0o700);
+        create.create(dir).map_err(|err| StoreError::Open {
             path: dir.to_path_buf(),
             message: err.to_string(),
         })?;
@@ -699,6 +706,7 @@ impl Store {
                 }
             }
         }
+        let wal_path = wal.path().to_path_buf();
         let writer_trees = writer::Trees::open(&db)?;
         let seq = writer::replay(&db, &writer_trees, &mut wal, logged)?;
         let reminders = db.open_tree(trees::REMINDERS)?;
@@ -723,6 +731,7 @@ impl Store {
             calendars: db.open_tree(trees::CALENDARS)?,
             schedule,
             writer,
+            wal_path,
             reminders,
             reminded: db.open_tree(trees::REMINDED)?,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
@@ -1338,7 +1347,8 @@ impl Store {
 
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        let wal = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
+        Ok(self.db.size_on_disk()? + wal)
     }
 }
 
@@ -1454,6 +1464,19 @@ mod tests {
         assert!(store.intent_log.len() < 201, "one entry per batch");
     }
 
+    /// A data dir the store creates, and its log, are its owner's alone.
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_dir_and_its_log_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        drop(Store::open(&dir, 1 << 20).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(WAL_FILE)), 0o600);
+    }
+
     fn applied(dir: &Path) -> u64 {
         let store = Store::open(dir, 1 << 20).unwrap();
         let bytes = store.meta.get(writer::APPLIED_KEY).unwrap().unwrap();
@@ -1502,6 +1525,10 @@ mod tests {
             .unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert!(
+            store.size_on_disk().unwrap()
+                >= std::fs::metadata(dir.path().join(WAL_FILE)).unwrap().len()
+        );
         assert!(store.is_opted_out("+15550001").unwrap());
         assert!(store.is_opted_out("+15550002").unwrap());
         assert_eq!(store.transcript_len("a1").unwrap(), 3);

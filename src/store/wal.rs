@@ -146,12 +146,12 @@ impl Wal {
     /// Opens (creating if needed) the log at `path` and reads the whole batches in it, in order,
     /// up to the first torn or damaged record.
     pub(super) fn open(path: &Path) -> std::io::Result<(Wal, Vec<Batch>)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // The log holds messages and phone numbers: readable by its owner only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let (batches, whole) = decode(&bytes);
@@ -180,6 +180,11 @@ impl Wal {
         let (mut wal, _) = Wal::open(&path)?;
         wal.remove_on_drop = true;
         Ok(wal)
+    }
+
+    /// Where the log is.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Bytes in the log.
