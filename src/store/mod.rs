@@ -647,6 +647,11 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("sled"))
             .cache_capacity(cache_bytes)
+            // Durability comes from the write-ahead log and the checkpoints' flushes, so sled's
+            // own flush every 500 ms only competed with the writer's inserts: without it the
+            // open loop's p99 at 15,000 req/s measured 11.7-30.1 ms against 19.7-87.6 ms (three
+            // interleaved pairs of runs), and checkpoints still took 0.4-0.5 ms.
+            .flush_every_ms(None)
             .open()
             .map_err(|err| {
                 // sled reports a held lock as an IO error whose text names the lock.
