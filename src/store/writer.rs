@@ -285,8 +285,8 @@ impl Thread {
                 return;
             }
         }
-        if let Err(err) = self.checkpoint() {
-            tracing::error!(error = %err, "the store's last checkpoint failed; the write-ahead log is replayed on the next start");
+        if let Err(failure) = self.checkpoint() {
+            tracing::error!(error = %failure.message(), "the store's last checkpoint failed; the write-ahead log is replayed on the next start");
         }
     }
 
@@ -304,49 +304,45 @@ impl Thread {
                 Job::Durable(answer) => durable.push(answer),
             }
         }
-        let mut fatal = None;
-        let outcomes = match self.write(changes) {
-            Ok(outcomes) => Ok(outcomes),
-            Err(Failure::Batch(message)) => Err(message),
-            Err(Failure::Fatal(message)) => {
-                fatal = Some(message.clone());
-                Err(message)
+        let written = self.write(changes);
+        let checkpoint = match &written {
+            Err(Failure::Fatal(_)) => {
+                Err(Failure::Fatal("the store's writer has stopped".to_string()))
             }
+            _ if !durable.is_empty() || self.wal.len() >= CHECKPOINT_BYTES => self.checkpoint(),
+            _ => Ok(()),
         };
-        let checkpoint = if fatal.is_some() {
-            Err("the store's writer has stopped".to_string())
-        } else if !durable.is_empty() || self.wal.len() >= CHECKPOINT_BYTES {
-            self.checkpoint()
-        } else {
-            Ok(())
-        };
-        match outcomes {
+        let fatal = [written.as_ref().err(), checkpoint.as_ref().err()]
+            .into_iter()
+            .flatten()
+            .find_map(Failure::fatal)
+            .map(str::to_string);
+        match written {
             Ok(outcomes) => {
                 for (answer, outcome) in answers.into_iter().zip(outcomes) {
                     let _ = answer.send(Ok(outcome));
                 }
             }
-            Err(message) => {
+            Err(failure) => {
                 for answer in answers {
                     let _ = answer.send(Err(StoreError::Commit {
-                        message: message.clone(),
+                        message: failure.message().to_string(),
                     }));
                 }
             }
         }
         for answer in durable {
-            let _ = answer.send(
-                checkpoint
-                    .clone()
-                    .map_err(|message| StoreError::Flush { message }),
-            );
+            let _ =
+                answer.send(
+                    checkpoint
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|failure| StoreError::Flush {
+                            message: failure.message().to_string(),
+                        }),
+                );
         }
-        match (fatal, checkpoint) {
-            (Some(message), _) => Err(message),
-            // sled flushed but the log could not be started over: appending after it would be unsafe.
-            (None, Err(message)) if message.starts_with(RESET_FAILED) => Err(message),
-            _ => Ok(()),
-        }
+        fatal.map_or(Ok(()), Err)
     }
 
     /// Resolves the changes, logs them and applies them; what became of each.
@@ -388,22 +384,38 @@ impl Thread {
         Ok(outcomes)
     }
 
-    /// Flushes sled and starts the log over.
-    fn checkpoint(&mut self) -> Result<(), String> {
-        self.db.flush().map_err(|err| err.to_string())?;
+    /// Flushes sled and starts the log over. A failed flush fails only those who wait for it; a
+    /// log that cannot be started over is fatal (appending after sled flushed it would be unsafe).
+    fn checkpoint(&mut self) -> Result<(), Failure> {
+        self.db
+            .flush()
+            .map_err(|err| Failure::Batch(err.to_string()))?;
         self.wal
             .reset()
-            .map_err(|err| format!("{RESET_FAILED}: {err}"))
+            .map_err(|err| Failure::Fatal(format!("cannot start the write-ahead log over: {err}")))
     }
 }
 
-const RESET_FAILED: &str = "cannot start the write-ahead log over";
-
 enum Failure {
-    /// The batch failed before anything was logged; the writer goes on.
+    /// Nothing of the batch was logged, or a checkpoint's flush failed; the writer goes on.
     Batch(String),
     /// The log or sled failed; the writer stops.
     Fatal(String),
+}
+
+impl Failure {
+    fn message(&self) -> &str {
+        match self {
+            Failure::Batch(message) | Failure::Fatal(message) => message,
+        }
+    }
+
+    fn fatal(&self) -> Option<&str> {
+        match self {
+            Failure::Fatal(message) => Some(message),
+            Failure::Batch(_) => None,
+        }
+    }
 }
 
 /// A batch being resolved: its writes so far, and what they do to the trees the resolution reads.
