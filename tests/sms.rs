@@ -540,6 +540,11 @@ async fn idempotency_records_expire() {
     let later = now.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
     assert_eq!(server.store.expire_processed(later).unwrap(), 1);
     assert!(server.store.processed("SM7000").unwrap().is_none());
+    // Once forgotten, the same MessageSid is a new message again, and remembered again.
+    server.sms("SM7000", "hi").await;
+    assert!(server.store.processed("SM7000").unwrap().is_some());
+    assert_eq!(server.store.expire_processed(later).unwrap(), 1);
+    assert!(server.store.processed("SM7000").unwrap().is_none());
     server.stop().await;
 }
 

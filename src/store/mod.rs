@@ -52,6 +52,7 @@ use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
 mod notices;
+mod resident;
 mod wal;
 mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
@@ -593,7 +594,6 @@ pub struct Inner {
     imports: sled::Tree,
     attendees: sled::Tree,
     transcript: sled::Tree,
-    opt_outs: sled::Tree,
     idempotency: sled::Tree,
     delivery: sled::Tree,
     outbox: sled::Tree,
@@ -607,6 +607,8 @@ pub struct Inner {
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
     writer: writer::Writer,
+    /// The attendees and opt-outs, and the idempotency keys' hashes, in memory: see [`resident`].
+    resident: std::sync::Arc<resident::Resident>,
     /// The write-ahead log's file (for its size on disk).
     wal_path: PathBuf,
     reminded: sled::Tree,
@@ -714,6 +716,8 @@ impl Store {
         let wal_path = wal.path().to_path_buf();
         let writer_trees = writer::Trees::open(&db)?;
         let seq = writer::replay(&db, &writer_trees, &mut wal, logged)?;
+        writer_trees.load_resident()?;
+        let resident = writer_trees.resident.clone();
         let reminders = db.open_tree(trees::REMINDERS)?;
         let schedule = std::sync::Arc::new(notices::Schedule::load(&reminders)?);
         let writer = writer::Writer::start(db.clone(), writer_trees, schedule.clone(), wal, seq)
@@ -723,7 +727,6 @@ impl Store {
         Ok(Store(std::sync::Arc::new(Inner {
             attendees: db.open_tree(trees::ATTENDEES)?,
             transcript: db.open_tree(trees::TRANSCRIPT)?,
-            opt_outs: db.open_tree(trees::OPT_OUTS)?,
             idempotency: db.open_tree(trees::IDEMPOTENCY)?,
             delivery: db.open_tree(trees::DELIVERY)?,
             outbox: db.open_tree(trees::OUTBOX)?,
@@ -736,6 +739,7 @@ impl Store {
             calendars: db.open_tree(trees::CALENDARS)?,
             schedule,
             writer,
+            resident,
             wal_path,
             reminders,
             reminded: db.open_tree(trees::REMINDED)?,
@@ -837,19 +841,23 @@ impl Store {
     /// What the store remembers of an attendee (a new attendee if nothing).
     pub fn attendee(&self, key: &str) -> Result<Attendee, StoreError> {
         Ok(self
+            .resident
             .attendees
-            .get(key.as_bytes())?
+            .get(key.as_bytes())
             .map(|b| Attendee::decode(&b))
             .transpose()?
             .unwrap_or_default())
     }
 
     pub fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
-        Ok(self.opt_outs.contains_key(phone.as_bytes())?)
+        Ok(self.resident.opt_outs.contains(phone.as_bytes()))
     }
 
     /// The reply given to a message already processed, if it was.
     pub fn processed(&self, key: &str) -> Result<Option<Processed>, StoreError> {
+        if !self.resident.idempotency.may_hold(key.as_bytes()) {
+            return Ok(None);
+        }
         self.idempotency
             .get(key.as_bytes())?
             .map(|b| Processed::decode(&b))
@@ -1034,8 +1042,10 @@ impl Store {
         let mut removed = 0;
         for entry in self.idempotency.iter() {
             let (key, bytes) = entry?;
-            if Processed::decode(&bytes).is_ok_and(|p| p.at < before) {
-                self.idempotency.remove(key)?;
+            if Processed::decode(&bytes).is_ok_and(|p| p.at < before)
+                && self.idempotency.remove(&key)?.is_some()
+            {
+                self.resident.idempotency.removed(&key);
                 removed += 1;
             }
         }
@@ -1536,7 +1546,18 @@ mod tests {
         );
         assert!(store.is_opted_out("+15550001").unwrap());
         assert!(store.is_opted_out("+15550002").unwrap());
+        assert!(!store.is_opted_out("+15550003").unwrap());
         assert_eq!(store.transcript_len("a1").unwrap(), 3);
+        // What the store keeps in memory was filled from sled and the log.
+        assert_eq!(
+            store.processed("SM1").unwrap().unwrap().reply,
+            "reply to SM1"
+        );
+        assert!(store.processed("SM2").unwrap().is_none());
+        assert!(matches!(
+            store.commit_turn(turn("a1", "SM1"), now).await.unwrap(),
+            Committed::Duplicate(_)
+        ));
         // The writer goes on after the replayed batch's number.
         store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
         drop(store);

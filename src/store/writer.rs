@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use super::StoreError;
 use super::notices::{Moved, ReminderKey, Schedule, due_of};
+use super::resident::Resident;
 use super::wal::{Batch, Logged, Op, Wal};
 
 /// The most jobs one batch takes; the rest wait for the next one.
@@ -97,6 +98,8 @@ pub(super) enum Outcome {
 pub(super) struct Trees {
     logged: Vec<sled::Tree>,
     meta: sled::Tree,
+    /// Follows every write to the trees it mirrors.
+    pub(super) resident: Arc<Resident>,
 }
 
 impl Trees {
@@ -107,11 +110,21 @@ impl Trees {
                 .map(|t| db.open_tree(t.tree_name()))
                 .collect::<Result<_, _>>()?,
             meta: db.open_tree(super::trees::META)?,
+            resident: Arc::new(Resident::new()),
         })
     }
 
     fn tree(&self, which: Logged) -> &sled::Tree {
         &self.logged[which as usize]
+    }
+
+    /// Fills the in-memory part from sled: once the log is replayed, before anyone reads.
+    pub(super) fn load_resident(&self) -> Result<(), sled::Error> {
+        self.resident.load(
+            self.tree(Logged::Attendees),
+            self.tree(Logged::OptOuts),
+            self.tree(Logged::Idempotency),
+        )
     }
 
     /// The sequence number of the last batch applied to sled.
@@ -123,14 +136,20 @@ impl Trees {
             .map_or(0, u64::from_be_bytes))
     }
 
-    /// Writes a batch's writes to sled, then its sequence number.
+    /// Writes a batch's writes to sled (and to the in-memory part), then its sequence number.
     fn apply(&self, seq: u64, ops: Vec<Op>) -> Result<(), sled::Error> {
         for op in ops {
             let tree = self.tree(op.tree);
-            match op.value {
-                Some(value) => tree.insert(op.key, value)?,
-                None => tree.remove(op.key)?,
+            let (value, old) = match op.value {
+                Some(value) => {
+                    let value = sled::IVec::from(value);
+                    let old = tree.insert(&op.key, value.clone())?;
+                    (Some(value), old)
+                }
+                None => (None, tree.remove(&op.key)?),
             };
+            self.resident
+                .wrote(op.tree, &op.key, value.as_ref(), old.is_some());
         }
         self.meta.insert(APPLIED_KEY, &seq.to_be_bytes())?;
         Ok(())
@@ -157,11 +176,18 @@ pub(super) fn replay(
             held += 1;
         }
     }
-    if applied + held > 0 {
+    // A log started over keeps its size, so older records are read again after a clean stop:
+    // only batches sled lacked mean the last run ended without a checkpoint.
+    if applied > 0 {
         tracing::info!(
             applied,
             already_held = held,
             "recovered from the write-ahead log (the last run ended without a checkpoint)"
+        );
+    } else if held > 0 {
+        tracing::debug!(
+            already_held = held,
+            "sled held every batch of the write-ahead log"
         );
     }
     db.flush()?;
@@ -444,6 +470,9 @@ impl<'a> Pending<'a> {
     fn get(&self, tree: Logged, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         if let Some(value) = self.written.get(&(tree, key.to_vec())) {
             return Ok(value.clone());
+        }
+        if tree == Logged::Idempotency && !self.trees.resident.idempotency.may_hold(key) {
+            return Ok(None);
         }
         self.trees
             .tree(tree)
