@@ -854,10 +854,13 @@ impl Store {
 
     /// What the store remembers of an attendee (a new attendee if nothing).
     pub fn attendee(&self, key: &str) -> Result<Attendee, StoreError> {
-        Ok(self
-            .resident
-            .attendees
-            .get(key.as_bytes())
+        let key = key.as_bytes();
+        let stored = if resident::Resident::holds_attendee(key) {
+            self.resident.attendees.get(key)
+        } else {
+            self.attendees.get(key)?
+        };
+        Ok(stored
             .map(|b| Attendee::decode(&b))
             .transpose()?
             .unwrap_or_default())
