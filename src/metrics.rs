@@ -16,6 +16,8 @@
 //! | `concierge_outbox_send_failures_total` | send attempts that failed (retried or final) |
 //! | `concierge_reminders_pending` | reminders scheduled |
 //! | `concierge_store_size_bytes` | the store's size on disk (sled and its write-ahead log) |
+//! | `concierge_store_attendees_in_memory` | SMS attendees whose records the store holds in memory |
+//! | `concierge_store_idempotency_keys` | processed-message keys remembered (their hashes in memory) |
 
 use std::sync::atomic::AtomicU64;
 
@@ -79,6 +81,8 @@ pub struct Metrics {
     pub send_failures: Counter,
     reminders_pending: Gauge,
     store_size: Gauge,
+    attendees_in_memory: Gauge,
+    idempotency_keys: Gauge,
 }
 
 /// What the scrape reads from the service's state.
@@ -90,6 +94,8 @@ pub struct Snapshot {
     pub outbox_backlog: i64,
     pub reminders_pending: i64,
     pub store_size_bytes: i64,
+    pub attendees_in_memory: i64,
+    pub idempotency_keys: i64,
 }
 
 impl Default for Metrics {
@@ -180,6 +186,18 @@ impl Metrics {
             "The store's size on disk (sled and its write-ahead log)",
             store_size.clone(),
         );
+        let attendees_in_memory = Gauge::default();
+        registry.register(
+            "store_attendees_in_memory",
+            "SMS attendees whose records the store holds in memory",
+            attendees_in_memory.clone(),
+        );
+        let idempotency_keys = Gauge::default();
+        registry.register(
+            "store_idempotency_keys",
+            "Processed-message keys remembered for redeliveries (their hashes are held in memory)",
+            idempotency_keys.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -197,6 +215,8 @@ impl Metrics {
             send_failures,
             reminders_pending,
             store_size,
+            attendees_in_memory,
+            idempotency_keys,
         }
     }
 
@@ -237,6 +257,8 @@ impl Metrics {
         self.outbox_backlog.set(snapshot.outbox_backlog);
         self.reminders_pending.set(snapshot.reminders_pending);
         self.store_size.set(snapshot.store_size_bytes);
+        self.attendees_in_memory.set(snapshot.attendees_in_memory);
+        self.idempotency_keys.set(snapshot.idempotency_keys);
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -256,6 +278,8 @@ async fn scrape(
 ) -> impl axum::response::IntoResponse {
     let now = state.clock.now();
     let stats = state.desk.stats(now);
+    let in_memory = state.store.in_memory();
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     let snapshot = Snapshot {
         queues: stats
             .queues
@@ -269,6 +293,8 @@ async fn scrape(
             .store
             .size_on_disk()
             .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+        attendees_in_memory: gauge(in_memory.attendees),
+        idempotency_keys: gauge(in_memory.idempotency_keys),
     };
     (
         [(

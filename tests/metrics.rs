@@ -70,6 +70,8 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         "concierge_outbox_send_failures_total",
         "concierge_reminders_pending",
         "concierge_store_size_bytes",
+        "concierge_store_attendees_in_memory",
+        "concierge_store_idempotency_keys",
     ] {
         assert!(text.contains(&format!("\n{name}")), "no {name} in\n{text}");
     }
@@ -109,4 +111,7 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
     assert_eq!(value(r#"concierge_queue_waiting{queue="skilled"}"#), 1.0);
     assert_eq!(value("concierge_outbox_send_failures_total"), 0.0);
     assert!(value("concierge_store_size_bytes") > 0.0);
+    // Web chat attendees stay in sled; each processed chat message's key is remembered.
+    assert_eq!(value("concierge_store_attendees_in_memory"), 0.0);
+    assert_eq!(value("concierge_store_idempotency_keys"), 3.0);
 }

@@ -535,11 +535,14 @@ async fn idempotency_records_expire() {
     let server = start(dir.path(), true).await;
     server.sms("SM7000", "hi").await;
     assert!(server.store.processed("SM7000").unwrap().is_some());
+    let held = server.store.in_memory();
+    assert_eq!((held.attendees, held.idempotency_keys), (1, 1));
     let now: jiff::Timestamp = NOW.parse().unwrap();
     assert_eq!(server.store.expire_processed(now).unwrap(), 0);
     let later = now.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
     assert_eq!(server.store.expire_processed(later).unwrap(), 1);
     assert!(server.store.processed("SM7000").unwrap().is_none());
+    assert_eq!(server.store.in_memory().idempotency_keys, 0);
     // Once forgotten, the same MessageSid is a new message again, and remembered again.
     server.sms("SM7000", "hi").await;
     assert!(server.store.processed("SM7000").unwrap().is_some());

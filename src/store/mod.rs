@@ -575,6 +575,13 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// What [`Store::in_memory`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InMemory {
+    pub attendees: usize,
+    pub idempotency_keys: usize,
+}
+
 /// How long [`Store::open`] waits for sled's lock on its files before reporting it held.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -868,6 +875,15 @@ impl Store {
 
     pub fn is_opted_out(&self, phone: &str) -> Result<bool, StoreError> {
         Ok(self.resident.opt_outs.contains(phone.as_bytes()))
+    }
+
+    /// How much the store holds in memory: SMS attendees' records and idempotency keys (their
+    /// hashes), for the metrics.
+    pub fn in_memory(&self) -> InMemory {
+        InMemory {
+            attendees: self.resident.attendees.len(),
+            idempotency_keys: self.resident.idempotency.len(),
+        }
     }
 
     /// The reply given to a message already processed, if it was.

@@ -25,6 +25,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use rustc_hash::FxHasher;
@@ -88,18 +89,25 @@ impl Mirror {
             write(shard).clear();
         }
     }
+
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| read(shard).len()).sum()
+    }
 }
 
 /// How many keys of a tree have each hash.
 #[derive(Debug)]
 pub(super) struct KeyCount {
     shards: Vec<Mutex<HashMap<u64, u32, Hasher>>>,
+    /// How many keys in all.
+    keys: AtomicUsize,
 }
 
 impl KeyCount {
     fn new() -> KeyCount {
         KeyCount {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            keys: AtomicUsize::new(0),
         }
     }
 
@@ -118,12 +126,18 @@ impl KeyCount {
     pub(super) fn added(&self, key: &[u8]) {
         let hash = hash(key);
         *self.shard(hash).entry(hash).or_insert(0) += 1;
+        self.keys.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.keys.load(Ordering::Relaxed)
     }
 
     pub(super) fn removed(&self, key: &[u8]) {
         let hash = hash(key);
         let mut shard = self.shard(hash);
         if let Some(count) = shard.get_mut(&hash) {
+            self.keys.fetch_sub(1, Ordering::Relaxed);
             *count -= 1;
             if *count == 0 {
                 shard.remove(&hash);
@@ -138,6 +152,7 @@ impl KeyCount {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clear();
         }
+        self.keys.store(0, Ordering::Relaxed);
     }
 }
 
@@ -230,6 +245,7 @@ mod tests {
         // Removing what was never added changes nothing.
         count.removed(b"SM3");
         assert!(count.may_hold(b"SM2"));
+        assert_eq!(count.len(), 1);
     }
 
     #[test]
@@ -243,6 +259,7 @@ mod tests {
         assert_eq!(resident.attendees.get(b"sms:+1555"), Some(value.clone()));
         // Web chat attendees are not held: anyone can open as many chats as rate limits allow.
         assert_eq!(resident.attendees.get(b"web:0123"), None);
+        assert_eq!(resident.attendees.len(), 1);
         assert!(resident.opt_outs.contains(b"+1555"));
         resident.wrote(Logged::OptOuts, b"+1555", None, true);
         assert!(!resident.opt_outs.contains(b"+1555"));
