@@ -617,7 +617,8 @@ pub struct Inner {
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
     writer: writer::Writer,
-    /// The attendees and opt-outs, and the idempotency keys' hashes, in memory: see [`resident`].
+    /// SMS attendees' records, the opt-outs and the idempotency keys' hashes, in memory: see
+    /// [`resident`].
     resident: std::sync::Arc<resident::Resident>,
     /// The write-ahead log's file (for its size on disk).
     wal_path: PathBuf,
