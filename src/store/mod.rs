@@ -9,9 +9,9 @@
 //! | `meta` | `b"wal"` | the last write-ahead log batch applied to sled, `u64` big-endian |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
 //! | `attendees` | attendee key (`sms:+15551234567`) | a versioned [`Attendee`] (context, saved sessions) |
-//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 2, see `TurnEntries`) |
+//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 2, see `TurnEntries`); turns and expert replies are in the `transcripts/` journal with the same keys and values, notices here |
 //! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
-//! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given |
+//! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given; new records are in the `processed/` journal, this tree holds older ones until they expire |
 //! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
 //! | `outbox` | message id, `u64` big-endian (so keys sort by age) | a versioned [`Outgoing`], still queued |
 //! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
@@ -19,6 +19,9 @@
 //! | `tasks` | task id, `u64` big-endian | a versioned [`Task`] (hand-off requests and their routing) |
 //! | `expert_tokens` | SHA-256 of an expert's bearer token | the expert id (tokens themselves are never stored) |
 //! | `leads` | lead id, `u64` big-endian | a versioned [`Lead`] |
+//!
+//! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, see [`records`]) hold the
+//! records written once per message, which sled's B-tree made costly.
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -30,8 +33,8 @@
 //! - One inbound message is one change to the store's writer: its idempotency record, transcript
 //!   entries, the attendee's new state, opt-out changes and routing tasks are logged together in
 //!   the write-ahead log (file `wal` beside sled's folder, see `wal` and `writer`) and synced
-//!   before the webhook answers 200, then applied to sled; a crash before sled has them on disk
-//!   is repaired from the log when the store opens. A redelivered message finds its idempotency
+//!   before the webhook answers 200, then applied to the journals and sled; a crash before they
+//!   have it on disk is repaired from the log when the store opens. A redelivered message finds its idempotency
 //!   record and gets the same reply; nothing is processed twice.
 //! - Delivery statuses only move forward (see [`Delivery::rank`]).
 //! - Nothing outside this module names a tree or encodes a key.
@@ -51,7 +54,9 @@ use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
+mod journal;
 mod notices;
+mod records;
 mod resident;
 mod wal;
 mod writer;
@@ -530,6 +535,10 @@ pub enum StoreError {
     Commit {
         message: String,
     },
+    /// A journal (transcripts, processed messages) could not be read or written.
+    Journal {
+        message: String,
+    },
     Encode {
         what: &'static str,
         message: String,
@@ -559,6 +568,7 @@ impl fmt::Display for StoreError {
             StoreError::Sled(err) => write!(f, "storage error: {err}"),
             StoreError::Flush { message } => write!(f, "storage flush failed: {message}"),
             StoreError::Commit { message } => write!(f, "storage write failed: {message}"),
+            StoreError::Journal { message } => write!(f, "journal error: {message}"),
             StoreError::Encode { what, message } => write!(f, "cannot encode {what}: {message}"),
             StoreError::Decode { what, message } => {
                 write!(f, "cannot read {what} from the store: {message}")
@@ -617,9 +627,11 @@ pub struct Inner {
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
     writer: writer::Writer,
-    /// SMS attendees' records, the opt-outs and the idempotency keys' hashes, in memory: see
-    /// [`resident`].
+    /// SMS attendees' records, the opt-outs and the hashes of the idempotency keys sled holds
+    /// (from before the journals), in memory: see [`resident`].
     resident: std::sync::Arc<resident::Resident>,
+    /// Transcript turns and idempotency records, in journals: see [`records`].
+    records: std::sync::Arc<records::Records>,
     /// The write-ahead log's file (for its size on disk).
     wal_path: PathBuf,
     reminded: sled::Tree,
@@ -630,6 +642,29 @@ pub struct Inner {
 fn token_hash(token: &str) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(token.trim().as_bytes()).to_vec()
+}
+
+fn journal_error(err: std::io::Error) -> StoreError {
+    StoreError::Journal {
+        message: err.to_string(),
+    }
+}
+
+/// Two lists sorted by id, merged (ties: `a` first).
+fn merge_by_id(a: Vec<(u64, Vec<u8>)>, b: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if y.0 < x.0 => b.next(),
+            (Some(_), _) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(item) => out.push(item),
+            None => return out,
+        }
+    }
 }
 
 /// The transcript key prefix of an attendee: its key and a `0xff` separator (never in UTF-8).
@@ -691,13 +726,18 @@ impl Store {
                 }
             }
         };
-        // Opened after sled, whose lock keeps a second process away from the log too.
+        // Opened after sled, whose lock keeps a second process away from the log and the
+        // journals too.
         let (wal, logged) =
             wal::Wal::open(&dir.join(WAL_FILE)).map_err(|err| StoreError::Open {
                 path: dir.to_path_buf(),
                 message: format!("cannot open the write-ahead log {WAL_FILE}: {err}"),
             })?;
-        Store::from_db(db, wal, logged)
+        let records = records::Records::open(dir).map_err(|err| StoreError::Open {
+            path: dir.to_path_buf(),
+            message: format!("cannot open the journals: {err}"),
+        })?;
+        Store::from_db(db, wal, logged, records)
     }
 
     /// A store that lives in a temporary directory and is deleted on drop, for tests.
@@ -707,15 +747,20 @@ impl Store {
             path: std::env::temp_dir(),
             message: format!("cannot create a write-ahead log: {err}"),
         })?;
-        Store::from_db(db, wal, Vec::new())
+        let records = records::Records::temporary().map_err(|err| StoreError::Open {
+            path: std::env::temp_dir(),
+            message: format!("cannot create the journals: {err}"),
+        })?;
+        Store::from_db(db, wal, Vec::new(), records)
     }
 
-    /// Opens the store on `db`, first applying what `wal` holds that sled may not (after a
-    /// crash); `logged` is what [`wal::Wal::open`] read.
+    /// Opens the store on `db` and the journals in `records`, first applying what `wal` holds
+    /// that they may not (after a crash); `logged` is what [`wal::Wal::open`] read.
     fn from_db(
         db: sled::Db,
         mut wal: wal::Wal,
         logged: Vec<wal::Batch>,
+        records: records::Records,
     ) -> Result<Store, StoreError> {
         let meta = db.open_tree(trees::META)?;
         let imports = db.open_tree(trees::IMPORTS)?;
@@ -736,7 +781,8 @@ impl Store {
             }
         }
         let wal_path = wal.path().to_path_buf();
-        let writer_trees = writer::Trees::open(&db)?;
+        let records = std::sync::Arc::new(records);
+        let writer_trees = writer::Trees::open(&db, records.clone())?;
         let seq = writer::replay(&db, &writer_trees, &mut wal, logged)?;
         writer_trees.load_resident()?;
         let resident = writer_trees.resident.clone();
@@ -762,6 +808,7 @@ impl Store {
             schedule,
             writer,
             resident,
+            records,
             wal_path,
             reminders,
             reminded: db.open_tree(trees::REMINDED)?,
@@ -883,26 +930,43 @@ impl Store {
     pub fn in_memory(&self) -> InMemory {
         InMemory {
             attendees: self.resident.attendees.len(),
-            idempotency_keys: self.resident.idempotency.len(),
+            idempotency_keys: self.records.processed_len() + self.resident.idempotency.len(),
         }
     }
 
     /// The reply given to a message already processed, if it was.
     pub fn processed(&self, key: &str) -> Result<Option<Processed>, StoreError> {
-        if !self.resident.idempotency.may_hold(key.as_bytes()) {
-            return Ok(None);
-        }
-        self.idempotency
-            .get(key.as_bytes())?
-            .map(|b| Processed::decode(&b))
-            .transpose()
+        let journaled = self
+            .records
+            .processed(key.as_bytes())
+            .map_err(journal_error)?;
+        // Records from before the journals are in sled until they expire.
+        let stored = match journaled {
+            Some(bytes) => Some(bytes),
+            None if self.resident.idempotency.may_hold(key.as_bytes()) => {
+                self.idempotency.get(key.as_bytes())?.map(|b| b.to_vec())
+            }
+            None => None,
+        };
+        stored.map(|b| Processed::decode(&b)).transpose()
     }
 
-    /// The transcript of an attendee, oldest first.
+    /// The transcript of an attendee, oldest first: the journaled turns and the entries in sled
+    /// (notices, and anything from before the journals), merged by their ids.
     pub fn transcript(&self, attendee: &str) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let mut entries = Vec::new();
+        let journaled = self
+            .records
+            .transcript(attendee.as_bytes())
+            .map_err(journal_error)?;
+        let mut stored = Vec::new();
         for entry in self.transcript.scan_prefix(transcript_prefix(attendee)) {
-            let (_, bytes) = entry?;
+            let (key, bytes) = entry?;
+            let id = records::split_transcript_key(&key).map_or(0, |(_, id)| id);
+            stored.push((id, bytes.to_vec()));
+        }
+        let mut values = merge_by_id(journaled, stored);
+        let mut entries = Vec::with_capacity(values.len());
+        for (_, bytes) in values.drain(..) {
             entries.extend(TurnEntries::decode_any(&bytes)?);
         }
         Ok(entries)
@@ -910,7 +974,12 @@ impl Store {
 
     /// How many entries an attendee's transcript has (without decoding them).
     pub fn transcript_len(&self, attendee: &str) -> Result<usize, StoreError> {
-        let mut n = 0;
+        let mut n: usize = self
+            .records
+            .turns_of(attendee.as_bytes())
+            .iter()
+            .map(|turn| turn.entries as usize)
+            .sum();
         for entry in self.transcript.scan_prefix(transcript_prefix(attendee)) {
             let (_, bytes) = entry?;
             n += TurnEntries::count(&bytes);
@@ -1073,7 +1142,10 @@ impl Store {
 
     /// Forgets idempotency records older than `before`. Returns how many were removed.
     pub fn expire_processed(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let mut removed = 0;
+        let mut removed = self
+            .records
+            .expire_processed(before)
+            .map_err(journal_error)?;
         for entry in self.idempotency.iter() {
             let (key, bytes) = entry?;
             if Processed::decode(&bytes).is_ok_and(|p| p.at < before)
@@ -1397,7 +1469,7 @@ impl Store {
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         let wal = std::fs::metadata(&self.wal_path).map_or(0, |m| m.len());
-        Ok(self.db.size_on_disk()? + wal)
+        Ok(self.db.size_on_disk()? + wal + self.records.size())
     }
 }
 
@@ -1481,14 +1553,14 @@ mod tests {
             let transcript = store.transcript(&format!("a{a}")).unwrap();
             assert!(transcript[0].inbound && !transcript[1].inbound, "a{a}");
             assert_eq!(
-                store
-                    .transcript
-                    .scan_prefix(transcript_prefix(&format!("a{a}")))
-                    .count(),
+                store.records.turns_of(format!("a{a}").as_bytes()).len(),
                 1,
-                "a turn is one value"
+                "a turn is one journaled record"
             );
         }
+        // Turns and idempotency records are journaled, not in sled.
+        assert!(store.transcript.is_empty() && store.idempotency.is_empty());
+        assert_eq!(store.in_memory().idempotency_keys, 200);
         assert_eq!(
             store.processed("SM7").unwrap().unwrap().reply,
             "reply to SM7"
@@ -1596,5 +1668,156 @@ mod tests {
         store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
         drop(store);
         assert_eq!(applied(dir.path()), seq + 2);
+    }
+
+    /// A transcript key of `attendee` with entry id `id`.
+    fn transcript_key(attendee: &str, id: u64) -> Vec<u8> {
+        let mut key = transcript_prefix(attendee);
+        key.extend_from_slice(&id.to_be_bytes());
+        key
+    }
+
+    /// A crash after batches reached the log but before the journals had them all on disk: each
+    /// journal gets the batches it lacks when the store opens, and none twice.
+    #[tokio::test]
+    async fn the_journals_get_what_the_log_holds_and_they_lost_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+        }
+        let seq = applied(dir.path());
+        let ops = |n: u64| {
+            let entry = turn("a1", &format!("SM{n}")).inbound.encode().unwrap();
+            let processed = Processed {
+                at: now,
+                reply: format!("reply to SM{n}"),
+            };
+            vec![
+                Op::insert(
+                    Logged::Transcript,
+                    transcript_key("a1", u64::MAX - 10 + n),
+                    entry,
+                ),
+                Op::insert(
+                    Logged::Idempotency,
+                    format!("SM{n}"),
+                    processed.encode().unwrap(),
+                ),
+            ]
+        };
+        {
+            // The journals got batch seq + 1 before the crash, not seq + 2.
+            let records = records::Records::open(dir.path()).unwrap();
+            records.append(seq + 1, &ops(2)).unwrap();
+            drop(records);
+            let (mut wal, _) = wal::Wal::open(&dir.path().join(WAL_FILE)).unwrap();
+            wal.append(seq + 1, &ops(2)).unwrap();
+            wal.append(seq + 2, &ops(3)).unwrap();
+        }
+        for _ in 0..2 {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            // SM1's turn (message and reply), SM2's and SM3's messages.
+            assert_eq!(store.transcript_len("a1").unwrap(), 4);
+            let texts: Vec<Option<String>> = store
+                .transcript("a1")
+                .unwrap()
+                .into_iter()
+                .map(|e| e.message_id)
+                .collect();
+            assert_eq!(
+                texts,
+                [
+                    Some("SM1".into()),
+                    None,
+                    Some("SM2".into()),
+                    Some("SM3".into())
+                ]
+            );
+            for sid in ["SM1", "SM2", "SM3"] {
+                assert_eq!(
+                    store.processed(sid).unwrap().unwrap().reply,
+                    format!("reply to {sid}")
+                );
+            }
+            assert_eq!(store.in_memory().idempotency_keys, 3);
+            // Nothing of the replayed batches went to sled's trees for these records.
+            assert!(store.transcript.is_empty() && store.idempotency.is_empty());
+        }
+    }
+
+    /// Transcript entries and idempotency records in sled (written before the journals, or, for
+    /// transcript entries, by notices in sled transactions) are read beside the journaled ones.
+    #[tokio::test]
+    async fn records_in_sled_are_read_beside_the_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let old = Processed {
+            at: now - jiff::SignedDuration::from_hours(2),
+            reply: "an older reply".into(),
+        };
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let entry = turn("a1", "SM0").inbound.encode().unwrap();
+            store
+                .transcript
+                .insert(transcript_key("a1", 1), entry)
+                .unwrap();
+            store
+                .idempotency
+                .insert("SM0", old.encode().unwrap())
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.in_memory().idempotency_keys, 1);
+        assert_eq!(store.processed("SM0").unwrap(), Some(old.clone()));
+        assert_eq!(
+            store.commit_turn(turn("a1", "SM0"), now).await.unwrap(),
+            Committed::Duplicate("an older reply".into())
+        );
+        store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+        // A notice after the turn, written to sled with a newer id.
+        let notice = TranscriptEntry {
+            text: "a notice".into(),
+            ..turn("a1", "SM9").inbound
+        };
+        let id = store.new_id().unwrap();
+        store
+            .transcript
+            .insert(transcript_key("a1", id), notice.encode().unwrap())
+            .unwrap();
+        let transcript = store.transcript("a1").unwrap();
+        let order: Vec<(Option<&str>, &str)> = transcript
+            .iter()
+            .map(|e| (e.message_id.as_deref(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (Some("SM0"), "hi"),
+                (Some("SM1"), "hi"),
+                (None, "reply to SM1"),
+                (Some("SM9"), "a notice")
+            ]
+        );
+        assert_eq!(store.transcript_len("a1").unwrap(), 4);
+        // Expiry forgets records in both places: the older one first.
+        assert_eq!(
+            store
+                .expire_processed(now - jiff::SignedDuration::from_hours(1))
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.processed("SM0").unwrap(), None);
+        assert!(store.processed("SM1").unwrap().is_some());
+        assert_eq!(
+            store
+                .expire_processed(now + jiff::SignedDuration::from_secs(1))
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.in_memory().idempotency_keys, 0);
+        assert_eq!(store.processed("SM1").unwrap(), None);
     }
 }

@@ -1,6 +1,8 @@
 //! What the store keeps in memory beside sled, so that a message's reads do not walk sled's
 //! trees: a complete copy of the SMS attendees' records and of the opt-outs tree, and a count of
-//! the idempotency keys stored (by hash).
+//! the idempotency keys sled holds (by hash). New idempotency records go to a journal
+//! ([`super::records`]); sled's idempotency tree only holds records from before the journals,
+//! until they expire, and the count keeps those from costing a sled read per message.
 //!
 //! Why. Under load a message read three trees (its idempotency key, its attendee, its opt-out)
 //! and the writer read the idempotency key once more; sled's lookups, with the epoch collection

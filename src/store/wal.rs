@@ -232,24 +232,29 @@ impl Drop for Wal {
     }
 }
 
-/// Appends one record holding `ops` to `out`.
-fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) {
+/// Appends one record holding `ops` to `out`; returns where each write sits in `out` (see
+/// [`Written::span`]).
+pub(super) fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) -> Vec<std::ops::Range<usize>> {
     let start = out.len();
+    let mut spans = Vec::with_capacity(ops.len());
     out.extend_from_slice(&[0; HEADER]);
     out.extend_from_slice(&seq.to_le_bytes());
     for op in ops {
         out.push(op.tree as u8);
         out.push(u8::from(op.value.is_some()));
+        let span = out.len();
         put_bytes(out, &op.key);
         if let Some(value) = &op.value {
             put_bytes(out, value);
         }
+        spans.push(span..out.len());
     }
     let payload = &out[start + HEADER..];
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(payload);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    spans
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -257,9 +262,28 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// One write read back, borrowed from the bytes it was read from.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Written<'a> {
+    pub tree: Logged,
+    pub key: &'a [u8],
+    /// `None`: a removal.
+    pub value: Option<&'a [u8]>,
+    /// Where the write's key and value sit in the bytes read: from the key's length to the
+    /// value's end, as [`key_value`] reads them back.
+    pub span: std::ops::Range<usize>,
+}
+
+/// A record read back: its batch number and writes.
+#[derive(Debug)]
+pub(super) struct Record<'a> {
+    pub seq: u64,
+    pub writes: Vec<Written<'a>>,
+}
+
 /// The whole records at the start of `bytes`, and how many bytes they take.
-fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
-    let mut batches = Vec::new();
+pub(super) fn records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
+    let mut records = Vec::new();
     let mut at = 0;
     while let Some(header) = bytes.get(at..at + HEADER) {
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
@@ -270,19 +294,41 @@ fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Some(batch) = decode_batch(payload) else {
+        let Some(record) = decode_record(payload, at + HEADER) else {
             break;
         };
-        batches.push(batch);
+        records.push(record);
         at += HEADER + len;
     }
-    (batches, at)
+    (records, at)
 }
 
-fn decode_batch(payload: &[u8]) -> Option<Batch> {
+/// The whole batches at the start of `bytes`, and how many bytes they take.
+fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
+    let (records, whole) = records(bytes);
+    let batches = records
+        .into_iter()
+        .map(|record| Batch {
+            seq: record.seq,
+            ops: record
+                .writes
+                .into_iter()
+                .map(|w| Op {
+                    tree: w.tree,
+                    key: w.key.to_vec(),
+                    value: w.value.map(<[u8]>::to_vec),
+                })
+                .collect(),
+        })
+        .collect();
+    (batches, whole)
+}
+
+/// One record's payload, which starts at `offset` in the bytes read.
+fn decode_record(payload: &[u8], offset: usize) -> Option<Record<'_>> {
     let mut input = Reader(payload);
     let seq = u64::from_le_bytes(input.take(8)?.try_into().ok()?);
-    let mut ops = Vec::new();
+    let mut writes = Vec::new();
     while !input.0.is_empty() {
         let tree = Logged::from_u8(input.take(1)?[0])?;
         let insert = match input.take(1)?[0] {
@@ -290,15 +336,30 @@ fn decode_batch(payload: &[u8]) -> Option<Batch> {
             1 => true,
             _ => return None,
         };
-        let key = input.bytes()?.to_vec();
-        let value = if insert {
-            Some(input.bytes()?.to_vec())
-        } else {
-            None
-        };
-        ops.push(Op { tree, key, value });
+        let start = offset + payload.len() - input.0.len();
+        let key = input.bytes()?;
+        let value = if insert { Some(input.bytes()?) } else { None };
+        let end = offset + payload.len() - input.0.len();
+        writes.push(Written {
+            tree,
+            key,
+            value,
+            span: start..end,
+        });
     }
-    Some(Batch { seq, ops })
+    Some(Record { seq, writes })
+}
+
+/// A write's key and value (`None`: a removal) from the bytes of its [`Written::span`].
+pub(super) fn key_value(span: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let mut input = Reader(span);
+    let key = input.bytes()?;
+    let value = if input.0.is_empty() {
+        None
+    } else {
+        Some(input.bytes()?)
+    };
+    input.0.is_empty().then_some((key, value))
 }
 
 struct Reader<'a>(&'a [u8]);

@@ -9,17 +9,20 @@
 //! cost more CPU than everything else a message does (see BENCHMARKS.md). So a caller prepares
 //! its change (everything encoded, ids drawn) and hands it over; the thread takes every job
 //! queued, resolves the changes in order (idempotency and reminder checks) into plain writes,
-//! appends them to the log as one record, syncs it, applies them to sled with plain inserts,
+//! appends them to the log as one record, syncs it, appends the transcript and idempotency
+//! records to their journals ([`super::records`]), applies the rest to sled with plain inserts,
 //! and answers everyone. sled is flushed only at a checkpoint (when someone needs it durable,
 //! or the log has grown), after which the log starts over. Under load a batch grows by itself,
 //! because changes queue while the previous batch is written; at rest a batch is one change and
 //! nobody waits for a timer.
 //!
 //! Invariants:
-//! - A change is answered only after its batch's log record is synced and applied to sled: an
-//!   acknowledged change is on disk, and readers see it before its writer hears back.
-//! - Nothing reaches sled before its record is in the log, so sled never holds part of a batch
-//!   the log does not hold whole.
+//! - A change is answered only after its batch's log record is synced and applied to the
+//!   journals and sled: an acknowledged change is on disk, and readers see it before its writer
+//!   hears back.
+//! - Nothing reaches sled or a journal before its record is in the log, so neither holds part of
+//!   a batch the log does not hold whole. A checkpoint syncs the journals and flushes sled before
+//!   the log starts over; replay gives each journal the batches numbered above its last one.
 //! - After applying a batch the writer records its sequence number in `meta` (the `wal` key),
 //!   after the batch's writes. sled 0.34 recovers a prefix of its own log (recovery stops at the
 //!   first torn message), so if sled holds a write made after a batch was applied it holds the
@@ -41,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use super::StoreError;
 use super::notices::{Moved, ReminderKey, Schedule, due_of};
+use super::records::{self, Records};
 use super::resident::Resident;
 use super::wal::{Batch, Logged, Op, Wal};
 
@@ -93,17 +97,20 @@ pub(super) enum Outcome {
     Duplicate(Vec<u8>),
 }
 
-/// The trees the writer writes, indexed by [`Logged`], and `meta` for the applied mark.
+/// Where the writer writes: the trees indexed by [`Logged`], `meta` for the applied mark, and
+/// the journals of the records kept out of sled.
 #[derive(Clone, Debug)]
 pub(super) struct Trees {
     logged: Vec<sled::Tree>,
     meta: sled::Tree,
     /// Follows every write to the trees it mirrors.
     pub(super) resident: Arc<Resident>,
+    /// Transcript and idempotency records ([`records::journaled`]).
+    pub(super) records: Arc<Records>,
 }
 
 impl Trees {
-    pub(super) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+    pub(super) fn open(db: &sled::Db, records: Arc<Records>) -> Result<Trees, StoreError> {
         Ok(Trees {
             logged: Logged::ALL
                 .iter()
@@ -111,6 +118,7 @@ impl Trees {
                 .collect::<Result<_, _>>()?,
             meta: db.open_tree(super::trees::META)?,
             resident: Arc::new(Resident::new()),
+            records,
         })
     }
 
@@ -136,9 +144,23 @@ impl Trees {
             .map_or(0, u64::from_be_bytes))
     }
 
-    /// Writes a batch's writes to sled (and to the in-memory part), then its sequence number.
+    /// Journals a batch's transcript and idempotency records, unless the journals hold them
+    /// already (a replay).
+    fn journal(&self, seq: u64, ops: &[Op]) -> Result<(), StoreError> {
+        self.records
+            .append(seq, ops)
+            .map_err(|err| StoreError::Journal {
+                message: err.to_string(),
+            })
+    }
+
+    /// Writes a batch's other writes to sled (and to the in-memory part), then its sequence
+    /// number.
     fn apply(&self, seq: u64, ops: Vec<Op>) -> Result<(), sled::Error> {
         for op in ops {
+            if records::journaled(op.tree) {
+                continue;
+            }
             let tree = self.tree(op.tree);
             let (value, old) = match op.value {
                 Some(value) => {
@@ -168,6 +190,7 @@ pub(super) fn replay(
     let mut last = trees.applied()?;
     let (mut applied, mut held) = (0, 0);
     for batch in batches {
+        trees.journal(batch.seq, &batch.ops)?;
         if batch.seq > last {
             trees.apply(batch.seq, batch.ops)?;
             last = batch.seq;
@@ -190,6 +213,9 @@ pub(super) fn replay(
             "sled held every batch of the write-ahead log"
         );
     }
+    trees.records.sync().map_err(|err| StoreError::Journal {
+        message: err.to_string(),
+    })?;
     db.flush()?;
     wal.reset().map_err(|err| StoreError::Flush {
         message: format!("cannot start the write-ahead log over: {err}"),
@@ -402,7 +428,11 @@ impl Thread {
             .append(seq, &ops)
             .map_err(|err| Failure::Fatal(format!("cannot write the write-ahead log: {err}")))?;
         self.seq = seq;
-        // The batch is durable now; failing to apply it would leave sled behind the log.
+        // The batch is durable now; failing to apply it would leave the journals or sled behind
+        // the log.
+        self.trees
+            .journal(seq, &ops)
+            .map_err(|err| Failure::Fatal(format!("cannot journal a logged batch: {err}")))?;
         self.trees.apply(seq, ops).map_err(|err| {
             Failure::Fatal(format!("cannot apply a logged batch to the store: {err}"))
         })?;
@@ -410,9 +440,14 @@ impl Thread {
         Ok(outcomes)
     }
 
-    /// Flushes sled and starts the log over. A failed flush fails only those who wait for it; a
-    /// log that cannot be started over is fatal (appending after sled flushed it would be unsafe).
+    /// Syncs the journals, flushes sled and starts the log over. A failed sync or flush fails
+    /// only those who wait for it; a log that cannot be started over is fatal (appending after
+    /// sled flushed it would be unsafe).
     fn checkpoint(&mut self) -> Result<(), Failure> {
+        self.trees
+            .records
+            .sync()
+            .map_err(|err| Failure::Batch(format!("cannot sync the journals: {err}")))?;
         self.db
             .flush()
             .map_err(|err| Failure::Batch(err.to_string()))?;
@@ -471,8 +506,19 @@ impl<'a> Pending<'a> {
         if let Some(value) = self.written.get(&(tree, key.to_vec())) {
             return Ok(value.clone());
         }
-        if tree == Logged::Idempotency && !self.trees.resident.idempotency.may_hold(key) {
-            return Ok(None);
+        if tree == Logged::Idempotency {
+            if let Some(record) = self
+                .trees
+                .records
+                .processed(key)
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(Some(record));
+            }
+            // Records from before the journals, until they expire.
+            if !self.trees.resident.idempotency.may_hold(key) {
+                return Ok(None);
+            }
         }
         self.trees
             .tree(tree)

@@ -1,0 +1,426 @@
+//! The records written once per message, kept in journals ([`super::journal`]) with an index in
+//! memory, instead of in sled: transcript turns (folder `transcripts/`) and processed messages'
+//! idempotency records (folder `processed/`).
+//!
+//! The writer hands every logged batch's writes to those two trees ([`Logged::Transcript`],
+//! [`Logged::Idempotency`]) to [`Records::append`] instead of sled, right after the batch is in
+//! the write-ahead log; everything else still goes to sled. The tree numbers of the log keep their
+//! meaning, so a log written before journals existed replays into them.
+//!
+//! What sled still holds, read beside the journals:
+//! - Transcript entries written in sled transactions (reminders, announcements, schedule-change
+//!   notices, each atomic with its outbox message) and any written before journals existed. Every
+//!   transcript key ends in an id from one counter (`sled::Db::generate_id`), so
+//!   [`super::Store::transcript`] merges both by id.
+//! - Idempotency records from before journals existed, until they expire.
+//!
+//! Invariants:
+//! - The indexes change only after the journal holds the write, in the writer's thread, before
+//!   the batch is answered; so a reader never misses an acknowledged record.
+//! - The processed index is exact: a key's hash leads to every record with that hash, and the
+//!   record read back is compared by its key.
+//! - Idempotency records are appended in batch order and expire by age, so the oldest segment
+//!   of `processed/` is retired once none of its records is live. Transcript segments are kept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use jiff::Timestamp;
+use rustc_hash::FxHasher;
+
+use super::journal::{Journal, Loc};
+use super::wal::{Logged, Op, Record};
+
+/// Shards of each index: the writer and the readers rarely meet.
+const SHARDS: usize = 16;
+
+type Hasher = BuildHasherDefault<FxHasher>;
+
+fn hash(key: &[u8]) -> u64 {
+    Hasher::default().hash_one(key)
+}
+
+/// Whether the record of this tree is kept in a journal (else in sled).
+pub(super) fn journaled(tree: Logged) -> bool {
+    matches!(tree, Logged::Transcript | Logged::Idempotency)
+}
+
+/// A transcript key's attendee part and entry id (the key is the attendee's key, `0xff`, the id
+/// big-endian; see `super::transcript_prefix`).
+pub(super) fn split_transcript_key(key: &[u8]) -> Option<(&[u8], u64)> {
+    let (attendee, rest) = key.split_at_checked(key.len().checked_sub(9)?)?;
+    let (&separator, id) = rest.split_first()?;
+    (separator == 0xff).then_some((attendee, u64::from_be_bytes(id.try_into().ok()?)))
+}
+
+/// One transcript key's record: its id, where it is and how many entries it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Turn {
+    pub id: u64,
+    pub loc: Loc,
+    pub entries: u32,
+}
+
+/// An idempotency record's place and age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    loc: Loc,
+    /// When the message was processed, in microseconds since the epoch.
+    at: i64,
+}
+
+/// The `at` of an idempotency record's value (a versioned `Processed`), without its reply.
+fn processed_at(value: &[u8]) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct At {
+        at: Timestamp,
+    }
+    let (&version, json) = value.split_first()?;
+    (version == <super::Processed as super::Versioned>::VERSION)
+        .then(|| serde_json::from_slice::<At>(json).ok())
+        .flatten()
+        .map(|a| a.at.as_microsecond())
+}
+
+type Shard<K, V> = RwLock<HashMap<K, V, Hasher>>;
+
+fn shards<K, V>() -> Vec<Shard<K, V>> {
+    (0..SHARDS).map(|_| RwLock::default()).collect()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Both journals and their indexes: see the module doc.
+#[derive(Debug)]
+pub(super) struct Records {
+    transcripts: Journal,
+    processed: Journal,
+    /// Attendee key → its journaled transcript records, oldest first.
+    turns: Vec<Shard<Box<[u8]>, Vec<Turn>>>,
+    /// Hash of an idempotency key → the records with that hash.
+    slots: Vec<Shard<u64, Vec<Slot>>>,
+    /// Live idempotency records per segment of `processed/`.
+    live: Mutex<BTreeMap<u32, usize>>,
+    /// A temporary store's folder, removed with it.
+    temporary: Option<PathBuf>,
+}
+
+impl Records {
+    /// Opens (creating if needed) the journals in `dir` and indexes what they hold.
+    pub(super) fn open(dir: &Path) -> std::io::Result<Records> {
+        let turns = shards();
+        let slots = shards();
+        let live = Mutex::new(BTreeMap::new());
+        // Journals hold inserts only (see `append`).
+        let transcripts = Journal::open(&dir.join("transcripts"), |segment, record| {
+            index(record, segment, |key, value, loc| {
+                index_turn(&turns, key, value, loc)
+            });
+        })?;
+        let processed = Journal::open(&dir.join("processed"), |segment, record| {
+            index(record, segment, |key, value, loc| {
+                index_slot(&slots, &mut lock(&live), key, value, loc);
+            });
+        })?;
+        Ok(Records {
+            transcripts,
+            processed,
+            turns,
+            slots,
+            live,
+            temporary: None,
+        })
+    }
+
+    /// Journals in a new folder of the system's temporary directory, removed when dropped.
+    pub(super) fn temporary() -> std::io::Result<Records> {
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+        let dir = std::env::temp_dir().join(format!(
+            "concierge-records-{}-{:016x}",
+            std::process::id(),
+            u64::from_le_bytes(nonce)
+        ));
+        let mut records = Records::open(&dir)?;
+        records.temporary = Some(dir);
+        Ok(records)
+    }
+
+    /// Journals the writes of batch `seq` to the trees kept here (the others are left out).
+    /// During a replay, a journal that holds the batch already skips it. These records are
+    /// written once and expire; a removal of one is refused (nothing writes one).
+    pub(super) fn append(&self, seq: u64, ops: &[Op]) -> std::io::Result<()> {
+        if ops
+            .iter()
+            .any(|op| journaled(op.tree) && op.value.is_none())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "transcript and idempotency records are never removed one by one",
+            ));
+        }
+        let (transcript, processed): (Vec<Op>, Vec<Op>) = ops
+            .iter()
+            .filter(|op| journaled(op.tree))
+            .cloned()
+            .partition(|op| op.tree == Logged::Transcript);
+        if !transcript.is_empty() && seq > self.transcripts.last_seq() {
+            let locs = self.transcripts.append(seq, &transcript)?;
+            for (op, loc) in transcript.iter().zip(locs) {
+                let value = op.value.as_deref().unwrap_or_default();
+                index_turn(&self.turns, &op.key, value, loc);
+            }
+        }
+        if !processed.is_empty() && seq > self.processed.last_seq() {
+            let locs = self.processed.append(seq, &processed)?;
+            let mut live = lock(&self.live);
+            for (op, loc) in processed.iter().zip(locs) {
+                let value = op.value.as_deref().unwrap_or_default();
+                index_slot(&self.slots, &mut live, &op.key, value, loc);
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs both journals: after this, the write-ahead log may start over.
+    pub(super) fn sync(&self) -> std::io::Result<()> {
+        self.transcripts.sync()?;
+        self.processed.sync()
+    }
+
+    /// The idempotency record of `key`, if one is live.
+    pub(super) fn processed(&self, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
+        let hash = hash(key);
+        let candidates = read(&self.slots[shard(hash)])
+            .get(&hash)
+            .cloned()
+            .unwrap_or_default();
+        for slot in candidates {
+            if let Some((stored, Some(value))) = self.processed.read(slot.loc)?
+                && stored == key
+            {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many idempotency records are live.
+    pub(super) fn processed_len(&self) -> usize {
+        lock(&self.live).values().sum()
+    }
+
+    /// Forgets the idempotency records processed before `before`, and retires the segments left
+    /// without a live record. Returns how many records it forgot.
+    pub(super) fn expire_processed(&self, before: Timestamp) -> std::io::Result<usize> {
+        let before = before.as_microsecond();
+        let mut forgotten = Vec::new();
+        for shard in &self.slots {
+            write(shard).retain(|_, slots| {
+                slots.retain(|slot| {
+                    let keep = slot.at >= before;
+                    if !keep {
+                        forgotten.push(slot.loc.segment);
+                    }
+                    keep
+                });
+                !slots.is_empty()
+            });
+        }
+        let mut live = lock(&self.live);
+        for segment in &forgotten {
+            if let Some(n) = live.get_mut(segment) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        while let Some(oldest) = self.processed.oldest_sealed() {
+            if live.get(&oldest).is_some_and(|&n| n > 0) {
+                break;
+            }
+            self.processed.retire_oldest()?;
+            live.remove(&oldest);
+        }
+        Ok(forgotten.len())
+    }
+
+    /// The journaled transcript records of an attendee, by id (the order they were made in;
+    /// the journal's order can differ a little, when two changes for one attendee were queued
+    /// at once), with their values.
+    pub(super) fn transcript(&self, attendee: &[u8]) -> std::io::Result<Vec<(u64, Vec<u8>)>> {
+        let mut turns = self.turns_of(attendee);
+        turns.sort_by_key(|turn| turn.id);
+        let mut out = Vec::with_capacity(turns.len());
+        for turn in turns {
+            if let Some((_, Some(value))) = self.transcripts.read(turn.loc)? {
+                out.push((turn.id, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The journaled transcript records of an attendee, oldest first.
+    pub(super) fn turns_of(&self, attendee: &[u8]) -> Vec<Turn> {
+        read(&self.turns[shard(hash(attendee))])
+            .get(attendee)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Bytes the journals take on disk.
+    pub(super) fn size(&self) -> u64 {
+        self.transcripts.size() + self.processed.size()
+    }
+}
+
+impl Drop for Records {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.temporary {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn shard(hash: u64) -> usize {
+    (hash % SHARDS as u64) as usize
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Shows `f` each insert of a record read back from `segment` (key, value, location).
+fn index(record: &Record<'_>, segment: u32, mut f: impl FnMut(&[u8], &[u8], Loc)) {
+    for write in &record.writes {
+        let Some(value) = write.value else { continue };
+        // A segment's records end below 4 GiB (`Journal::append`): their offsets fit.
+        let loc = Loc {
+            segment,
+            at: write.span.start as u32,
+            len: write.span.len() as u32,
+        };
+        f(write.key, value, loc);
+    }
+}
+
+/// Indexes one transcript record.
+fn index_turn(turns: &[Shard<Box<[u8]>, Vec<Turn>>], key: &[u8], value: &[u8], loc: Loc) {
+    let Some((attendee, id)) = split_transcript_key(key) else {
+        tracing::warn!("a journaled transcript key has no entry id; it is not indexed");
+        return;
+    };
+    write(&turns[shard(hash(attendee))])
+        .entry(attendee.into())
+        .or_default()
+        .push(Turn {
+            id,
+            loc,
+            entries: super::TurnEntries::count(value) as u32,
+        });
+}
+
+/// Indexes one idempotency record. The writer stores a key only when it has none, so a key has
+/// one record; records of other keys with the same hash are kept beside it.
+fn index_slot(
+    slots: &[Shard<u64, Vec<Slot>>],
+    live: &mut BTreeMap<u32, usize>,
+    key: &[u8],
+    value: &[u8],
+    loc: Loc,
+) {
+    let Some(at) = processed_at(value) else {
+        tracing::warn!("a journaled idempotency record is unreadable; it is not indexed");
+        return;
+    };
+    let hash = hash(key);
+    write(&slots[shard(hash)])
+        .entry(hash)
+        .or_default()
+        .push(Slot { loc, at });
+    *live.entry(loc.segment).or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Processed, Versioned};
+
+    fn processed(sid: &str, at: Timestamp, reply: String) -> Op {
+        let record = Processed { at, reply }.encode().unwrap();
+        Op::insert(Logged::Idempotency, sid, record)
+    }
+
+    #[test]
+    fn expired_records_are_forgotten_and_their_segment_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let t1 = t0 + jiff::SignedDuration::from_hours(1);
+        let records = Records::open(dir.path()).unwrap();
+        // A record filling the first segment, so the next one starts another.
+        let big = "x".repeat(64 << 20);
+        records.append(1, &[processed("SM1", t0, big)]).unwrap();
+        records
+            .append(2, &[processed("SM2", t1, "two".into())])
+            .unwrap();
+        let segments = || {
+            std::fs::read_dir(dir.path().join("processed"))
+                .unwrap()
+                .count()
+        };
+        assert_eq!(segments(), 2);
+        assert_eq!(records.processed_len(), 2);
+        assert!(records.processed(b"SM1").unwrap().is_some());
+
+        assert_eq!(records.expire_processed(t0).unwrap(), 0);
+        assert_eq!(records.expire_processed(t1).unwrap(), 1);
+        assert_eq!(records.processed(b"SM1").unwrap(), None);
+        assert_eq!(segments(), 1, "the first segment has nothing live");
+        let two = records.processed(b"SM2").unwrap().unwrap();
+        assert_eq!(Processed::decode(&two).unwrap().reply, "two");
+        // A key never stored, and one whose hash is stored but not the key itself, are absent.
+        assert_eq!(records.processed(b"SM3").unwrap(), None);
+        records.sync().unwrap();
+        drop(records);
+
+        let records = Records::open(dir.path()).unwrap();
+        assert_eq!(records.processed_len(), 1);
+        assert!(records.processed(b"SM2").unwrap().is_some());
+        // The journal goes on from the last batch, whose segment was kept.
+        assert_eq!(records.processed.last_seq(), 2);
+    }
+
+    #[test]
+    fn a_removal_of_a_journaled_record_is_refused() {
+        let records = Records::temporary().unwrap();
+        let err = records
+            .append(1, &[Op::remove(Logged::Idempotency, "SM1")])
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        // Other trees' writes are left to sled.
+        records
+            .append(2, &[Op::remove(Logged::OptOuts, "+1555")])
+            .unwrap();
+        assert_eq!(records.processed_len(), 0);
+    }
+
+    #[test]
+    fn transcript_keys_split_into_attendee_and_id() {
+        let mut key = b"sms:+1555".to_vec();
+        key.push(0xff);
+        key.extend_from_slice(&7u64.to_be_bytes());
+        assert_eq!(split_transcript_key(&key), Some((&b"sms:+1555"[..], 7)));
+        assert_eq!(split_transcript_key(b"short"), None);
+        key[9] = b'x';
+        assert_eq!(split_transcript_key(&key), None);
+    }
+}
