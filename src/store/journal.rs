@@ -196,13 +196,22 @@ impl Journal {
             .collect())
     }
 
-    /// Syncs the head to disk, and the folder if a segment was created since the last sync.
+    /// Syncs the head to disk, and the folder if a segment was created since the last sync:
+    /// everything appended before the call is durable after it. Appends may go on meanwhile
+    /// (the head's lock is not held while syncing).
     pub(super) fn sync(&self) -> std::io::Result<()> {
-        let mut head = self.head();
-        head.file.sync_data()?;
-        if head.dir_dirty {
+        let (file, dir_dirty) = {
+            let head = self.head();
+            (head.file.clone(), head.dir_dirty)
+        };
+        file.sync_data()?;
+        if dir_dirty {
             sync_dir(&self.dir)?;
-            head.dir_dirty = false;
+            let mut head = self.head();
+            // A segment created since is synced by a later call.
+            if Arc::ptr_eq(&head.file, &file) {
+                head.dir_dirty = false;
+            }
         }
         Ok(())
     }

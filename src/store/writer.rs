@@ -64,6 +64,11 @@ const BATCH_SPACING: Duration = Duration::from_micros(500);
 /// the log on disk and the work of a replay after a crash.
 const CHECKPOINT_BYTES: u64 = 64 << 20;
 
+/// How often the journals are synced in the background, so a checkpoint finds little to write:
+/// without it, the journals' sync at a checkpoint wrote everything appended since the last one
+/// and held the writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99.
+const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(50);
+
 /// The `meta` key under which the sequence number of the last batch applied to sled is kept.
 pub(super) const APPLIED_KEY: &[u8] = b"wal";
 
@@ -232,12 +237,16 @@ enum Job {
     Durable(Answer<()>),
 }
 
-/// Owns the writer thread; dropping it lets the thread finish the jobs queued, checkpoint and
-/// end, and joins it (so the database is closed when the last store handle goes).
+/// Owns the writer thread and the journals' background sync; dropping it lets the writer finish
+/// the jobs queued, checkpoint and end, and joins both threads (so the database is closed when
+/// the last store handle goes).
 #[derive(Debug)]
 pub(super) struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped to stop the journals' background sync.
+    stop_sync: Option<mpsc::Sender<()>>,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Writer {
@@ -249,6 +258,26 @@ impl Writer {
         wal: Wal,
         seq: u64,
     ) -> std::io::Result<Writer> {
+        let (stop_sync, stopped) = mpsc::channel::<()>();
+        let records = trees.records.clone();
+        let sync_thread = std::thread::Builder::new()
+            .name("journal-sync".into())
+            .spawn(move || {
+                let mut failing = false;
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(JOURNAL_SYNC_EVERY)
+                {
+                    // Only a head start for the checkpoint, whose own sync reports failures.
+                    match records.sync() {
+                        Err(err) if !failing => {
+                            tracing::warn!(error = %err, "syncing the journals in the background failed");
+                            failing = true;
+                        }
+                        Err(_) => {}
+                        Ok(()) => failing = false,
+                    }
+                }
+            })?;
         let (jobs, queue) = mpsc::channel();
         let mut state = Thread {
             db,
@@ -263,6 +292,8 @@ impl Writer {
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
+            stop_sync: Some(stop_sync),
+            sync_thread: Some(sync_thread),
         })
     }
 
@@ -298,6 +329,10 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        self.stop_sync.take();
+        if let Some(thread) = self.sync_thread.take() {
+            let _ = thread.join();
+        }
         self.jobs.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
