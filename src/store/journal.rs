@@ -31,12 +31,13 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::wal::{self, Op, Record};
 
 /// The size past which the head segment is sealed and a new one started.
-const SEGMENT_BYTES: u64 = 64 << 20;
+pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
 
 const SUFFIX: &str = ".seg";
 
@@ -71,6 +72,10 @@ pub(super) struct Journal {
     /// Every segment's file by number, for reading; the last is the head.
     files: RwLock<BTreeMap<u32, Arc<File>>>,
     head: Mutex<Head>,
+    /// Bytes in all segments.
+    bytes: AtomicU64,
+    /// The size past which the head is sealed ([`SEGMENT_BYTES`], smaller in tests).
+    segment_bytes: u64,
 }
 
 impl Journal {
@@ -104,6 +109,7 @@ impl Journal {
         let mut files = BTreeMap::new();
         let mut last_seq = 0;
         let mut head_len = 0;
+        let mut total = 0;
         for (i, &number) in numbers.iter().enumerate() {
             let path = segment_path(dir, number);
             let file = open_segment(&path, false)?;
@@ -129,6 +135,9 @@ impl Journal {
             }
             if is_head {
                 head_len = whole as u64;
+                total += whole as u64;
+            } else {
+                total += bytes.len() as u64;
             }
             files.insert(number, Arc::new(file));
         }
@@ -151,7 +160,48 @@ impl Journal {
                 dir_dirty,
                 buf: Vec::new(),
             }),
+            bytes: AtomicU64::new(total),
+            segment_bytes: SEGMENT_BYTES,
         })
+    }
+
+    /// The same journal, sealing its head past `bytes` (tests fill segments with less data).
+    #[cfg(test)]
+    pub(super) fn with_segment_bytes(mut self, bytes: u64) -> Journal {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// The size past which the head is sealed.
+    pub(super) fn segment_bytes(&self) -> u64 {
+        self.segment_bytes
+    }
+
+    /// Bytes in all segments.
+    pub(super) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The sealed segments' numbers, oldest first.
+    pub(super) fn sealed(&self) -> Vec<u32> {
+        let head = self.head().segment;
+        self.files()
+            .keys()
+            .copied()
+            .filter(|&n| n != head)
+            .collect()
+    }
+
+    /// Up to `len` bytes of segment `number` from `at` (fewer at its end; none if it is gone).
+    pub(super) fn read_raw(&self, number: u32, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        let Some(file) = self.files().get(&number).cloned() else {
+            return Ok(Vec::new());
+        };
+        let size = file.metadata()?.len();
+        let len = len.min(usize::try_from(size.saturating_sub(at)).unwrap_or(usize::MAX));
+        let mut bytes = vec![0; len];
+        read_exact_at(&file, &mut bytes, at)?;
+        Ok(bytes)
     }
 
     /// The highest batch number the journal holds (0: none).
@@ -163,7 +213,7 @@ impl Journal {
     /// synced (see the module doc). On error nothing of the record stays.
     pub(super) fn append(&self, seq: u64, ops: &[Op]) -> std::io::Result<Vec<Loc>> {
         let mut head = self.head();
-        if head.len >= SEGMENT_BYTES {
+        if head.len >= self.segment_bytes {
             self.seal(&mut head)?;
         }
         let mut buf = std::mem::take(&mut head.buf);
@@ -184,6 +234,7 @@ impl Journal {
         }
         head.len = end;
         head.last_seq = head.last_seq.max(seq);
+        self.bytes.fetch_add(end - start, Ordering::Relaxed);
         let segment = head.segment;
         Ok(spans
             .into_iter()
@@ -231,6 +282,7 @@ impl Journal {
         head.file = file;
         head.len = marker.len() as u64;
         head.dir_dirty = true;
+        self.bytes.fetch_add(head.len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -261,16 +313,11 @@ impl Journal {
         let Some(number) = self.oldest_sealed() else {
             return Ok(());
         };
-        self.files_mut().remove(&number);
+        if let Some(file) = self.files_mut().remove(&number) {
+            let size = file.metadata().map_or(0, |m| m.len());
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
         std::fs::remove_file(segment_path(&self.dir, number))
-    }
-
-    /// Bytes its segments take.
-    pub(super) fn size(&self) -> u64 {
-        self.files()
-            .values()
-            .map(|file| file.metadata().map_or(0, |m| m.len()))
-            .sum()
     }
 
     fn head(&self) -> std::sync::MutexGuard<'_, Head> {
@@ -474,6 +521,6 @@ mod tests {
         let seen: Vec<(u32, u64, usize)> = seen.iter().map(|s| (s.0, s.1, s.2.len())).collect();
         assert_eq!(seen, [(2, 1, 0), (2, 2, 2)]);
         assert_eq!(journal.last_seq(), 2);
-        assert!(journal.size() > 0 && journal.size() < 1000);
+        assert!(journal.bytes() > 0 && journal.bytes() < 1000);
     }
 }

@@ -55,6 +55,7 @@ use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
 mod journal;
+mod logmap;
 mod notices;
 mod records;
 mod resident;
@@ -910,8 +911,8 @@ impl Store {
     /// What the store remembers of an attendee (a new attendee if nothing).
     pub fn attendee(&self, key: &str) -> Result<Attendee, StoreError> {
         let key = key.as_bytes();
-        let stored = if resident::Resident::holds_attendee(key) {
-            self.resident.attendees.get(key)
+        let stored = if records::holds_attendee(key) {
+            self.records.attendees.get(key)
         } else {
             self.attendees.get(key)?
         };
@@ -929,7 +930,7 @@ impl Store {
     /// hashes), for the metrics.
     pub fn in_memory(&self) -> InMemory {
         InMemory {
-            attendees: self.resident.attendees.len(),
+            attendees: self.records.attendees.len(),
             idempotency_keys: self.records.processed_len() + self.resident.idempotency.len(),
         }
     }
@@ -1819,5 +1820,59 @@ mod tests {
         );
         assert_eq!(store.in_memory().idempotency_keys, 0);
         assert_eq!(store.processed("SM1").unwrap(), None);
+    }
+
+    /// SMS attendees' records are journaled; one sled held from before is read until the
+    /// attendee writes again, and web chat attendees stay in sled.
+    #[tokio::test]
+    async fn sms_attendees_are_journaled_and_older_ones_read_from_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let with_saved = |id: &str| Attendee {
+            saved: vec![id.to_string()],
+            ..Attendee::default()
+        };
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            for (key, saved) in [("sms:+15550001", "s1"), ("sms:+15550002", "s2")] {
+                let bytes = with_saved(saved).encode().unwrap();
+                store.attendees.insert(key, bytes).unwrap();
+            }
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.attendee("sms:+15550001").unwrap().saved, ["s1"]);
+        let mut sms = turn("sms:+15550002", "SM1");
+        sms.attendee = with_saved("s9");
+        let mut web = turn("web:abc", "SM2");
+        web.attendee = with_saved("w1");
+        store.commit_turn(sms, now).await.unwrap();
+        store.commit_turn(web, now).await.unwrap();
+        let check = |store: &Store| {
+            assert_eq!(store.attendee("sms:+15550002").unwrap().saved, ["s9"]);
+            assert_eq!(store.attendee("sms:+15550001").unwrap().saved, ["s1"]);
+            assert_eq!(store.attendee("web:abc").unwrap().saved, ["w1"]);
+            let all: Vec<(String, Vec<String>)> = store
+                .all_attendees()
+                .unwrap()
+                .into_iter()
+                .map(|(key, a)| (key, a.saved))
+                .collect();
+            assert_eq!(
+                all,
+                [
+                    ("sms:+15550001".to_string(), vec!["s1".to_string()]),
+                    ("sms:+15550002".to_string(), vec!["s9".to_string()]),
+                    ("web:abc".to_string(), vec!["w1".to_string()]),
+                ]
+            );
+            assert_eq!(store.in_memory().attendees, 2);
+        };
+        check(&store);
+        // The SMS attendee's write went to its journal; sled keeps its older copy.
+        let in_sled = Attendee::decode(&store.attendees.get("sms:+15550002").unwrap().unwrap());
+        assert_eq!(in_sled.unwrap().saved, ["s2"]);
+        assert!(store.attendees.get("web:abc").unwrap().is_some());
+        drop(store);
+        check(&Store::open(dir.path(), 1 << 20).unwrap());
     }
 }

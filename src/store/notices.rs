@@ -321,28 +321,31 @@ impl Store {
 
     /// Every attendee with something saved, by key.
     pub fn attendees_with_saved(&self) -> Result<Vec<(String, Attendee)>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.attendees.iter() {
-            let (key, bytes) = entry?;
-            let a = Attendee::decode(&bytes)?;
-            if !a.saved.is_empty() {
-                out.push((String::from_utf8_lossy(&key).into_owned(), a));
-            }
-        }
-        Ok(out)
+        let mut all = self.all_attendees()?;
+        all.retain(|(_, a)| !a.saved.is_empty());
+        Ok(all)
     }
 
-    /// Every attendee, by key.
+    /// Every attendee, by key: SMS attendees from their journal, the others from sled.
     pub fn all_attendees(&self) -> Result<Vec<(String, Attendee)>, StoreError> {
-        let mut out = Vec::new();
+        let mut records = self.records.attendees.entries();
         for entry in self.attendees.iter() {
             let (key, bytes) = entry?;
-            out.push((
-                String::from_utf8_lossy(&key).into_owned(),
-                Attendee::decode(&bytes)?,
-            ));
+            // sled's copies of SMS attendees are from before their journal, which holds them all.
+            if !super::records::holds_attendee(&key) {
+                records.push((key.to_vec(), bytes));
+            }
         }
-        Ok(out)
+        records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        records
+            .into_iter()
+            .map(|(key, bytes)| {
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    Attendee::decode(&bytes)?,
+                ))
+            })
+            .collect()
     }
 
     /// Replaces the agenda and, in the same transaction, writes the schedule-change notices and

@@ -31,6 +31,7 @@ use jiff::Timestamp;
 use rustc_hash::FxHasher;
 
 use super::journal::{Journal, Loc};
+use super::logmap::LogMap;
 use super::wal::{Logged, Op, Record};
 
 /// Shards of each index: the writer and the readers rarely meet.
@@ -42,9 +43,23 @@ fn hash(key: &[u8]) -> u64 {
     Hasher::default().hash_one(key)
 }
 
-/// Whether the record of this tree is kept in a journal (else in sled).
-pub(super) fn journaled(tree: Logged) -> bool {
-    matches!(tree, Logged::Transcript | Logged::Idempotency)
+/// The prefix of the attendee keys kept here: SMS attendees (`Phone::attendee_key`). Their
+/// number is bounded by the phones that texted us; anyone can open web chats (300 a minute from
+/// one address by default), so those attendees, like local ones, stay in sled.
+pub(super) const HELD_ATTENDEES: &[u8] = b"sms:";
+
+/// Whether an attendee's record is kept here (else in sled).
+pub(super) fn holds_attendee(key: &[u8]) -> bool {
+    key.starts_with(HELD_ATTENDEES)
+}
+
+/// Whether this write goes to a journal (else to sled).
+pub(super) fn journaled(tree: Logged, key: &[u8]) -> bool {
+    match tree {
+        Logged::Transcript | Logged::Idempotency => true,
+        Logged::Attendees => holds_attendee(key),
+        _ => false,
+    }
 }
 
 /// A transcript key's attendee part and entry id (the key is the attendee's key, `0xff`, the id
@@ -104,6 +119,8 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub(super) struct Records {
     transcripts: Journal,
     processed: Journal,
+    /// SMS attendees' records, the latest of each in memory (folder `attendees/`).
+    pub(super) attendees: LogMap,
     /// Attendee key → its journaled transcript records, oldest first.
     turns: Vec<Shard<Box<[u8]>, Vec<Turn>>>,
     /// Hash of an idempotency key → the records with that hash.
@@ -131,9 +148,11 @@ impl Records {
                 index_slot(&slots, &mut lock(&live), key, value, loc);
             });
         })?;
+        let attendees = LogMap::open(&dir.join("attendees"), Logged::Attendees)?;
         Ok(Records {
             transcripts,
             processed,
+            attendees,
             turns,
             slots,
             live,
@@ -161,18 +180,22 @@ impl Records {
     pub(super) fn append(&self, seq: u64, ops: &[Op]) -> std::io::Result<()> {
         if ops
             .iter()
-            .any(|op| journaled(op.tree) && op.value.is_none())
+            .any(|op| journaled(op.tree, &op.key) && op.value.is_none())
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "transcript and idempotency records are never removed one by one",
+                "transcript, idempotency and SMS attendee records are never removed one by one",
             ));
         }
-        let (transcript, processed): (Vec<Op>, Vec<Op>) = ops
-            .iter()
-            .filter(|op| journaled(op.tree))
-            .cloned()
-            .partition(|op| op.tree == Logged::Transcript);
+        let (mut transcript, mut processed, mut attendees) = (Vec::new(), Vec::new(), Vec::new());
+        for op in ops.iter().filter(|op| journaled(op.tree, &op.key)) {
+            match op.tree {
+                Logged::Transcript => transcript.push(op.clone()),
+                Logged::Idempotency => processed.push(op.clone()),
+                _ => attendees.push(op.clone()),
+            }
+        }
+        self.attendees.append(seq, attendees)?;
         if !transcript.is_empty() && seq > self.transcripts.last_seq() {
             let locs = self.transcripts.append(seq, &transcript)?;
             for (op, loc) in transcript.iter().zip(locs) {
@@ -191,10 +214,11 @@ impl Records {
         Ok(())
     }
 
-    /// Syncs both journals: after this, the write-ahead log may start over.
+    /// Syncs the journals: after this, the write-ahead log may start over.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         self.transcripts.sync()?;
-        self.processed.sync()
+        self.processed.sync()?;
+        self.attendees.sync()
     }
 
     /// The idempotency record of `key`, if one is live.
@@ -277,7 +301,7 @@ impl Records {
 
     /// Bytes the journals take on disk.
     pub(super) fn size(&self) -> u64 {
-        self.transcripts.size() + self.processed.size()
+        self.transcripts.bytes() + self.processed.bytes() + self.attendees.bytes()
     }
 }
 

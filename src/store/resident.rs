@@ -1,18 +1,14 @@
 //! What the store keeps in memory beside sled, so that a message's reads do not walk sled's
-//! trees: a complete copy of the SMS attendees' records and of the opt-outs tree, and a count of
-//! the idempotency keys sled holds (by hash). New idempotency records go to a journal
-//! ([`super::records`]); sled's idempotency tree only holds records from before the journals,
-//! until they expire, and the count keeps those from costing a sled read per message.
+//! trees: a complete copy of the opt-outs tree, and a count of the idempotency keys sled holds
+//! (by hash). New idempotency records and SMS attendees' records go to journals
+//! ([`super::records`], which keeps the attendees' latest records in memory); sled's
+//! idempotency tree only holds records from before the journals, until they expire, and the
+//! count keeps those from costing a sled read per message.
 //!
 //! Why. Under load a message read three trees (its idempotency key, its attendee, its opt-out)
 //! and the writer read the idempotency key once more; sled's lookups, with the epoch collection
 //! they trigger, were about a tenth of the service's CPU (BENCHMARKS.md, SMS webhook step 10).
-//! Attendee records are small (150-1,000 bytes measured) and a conference has thousands of
-//! attendees, so holding them costs megabytes. Only SMS attendees are held: their number is
-//! bounded by the phones that texted us, while anyone can open web chats (300 a minute from one
-//! address by default), which would grow memory without bound; web chat and local attendees
-//! are read from sled. Idempotency records are many (one per message for a day) but a key's
-//! hash and count are 16 bytes or so.
+//! Opt-outs are few; a key's hash and count are 16 bytes or so.
 //!
 //! Invariants:
 //! - Every write to the mirrored trees goes through the writer ([`super::writer`]), which
@@ -33,9 +29,6 @@ use std::sync::{Mutex, RwLock};
 use rustc_hash::FxHasher;
 
 use super::wal::Logged;
-
-/// The prefix of the attendee keys held in memory: SMS attendees (`Phone::attendee_key`).
-const HELD_ATTENDEES: &[u8] = b"sms:";
 
 /// Shards of each map: writers (one thread) and readers (the request workers) rarely meet.
 const SHARDS: usize = 16;
@@ -66,10 +59,6 @@ impl Mirror {
         &self.shards[(hash(key) % SHARDS as u64) as usize]
     }
 
-    pub(super) fn get(&self, key: &[u8]) -> Option<sled::IVec> {
-        read(self.shard(key)).get(key).cloned()
-    }
-
     pub(super) fn contains(&self, key: &[u8]) -> bool {
         read(self.shard(key)).contains_key(key)
     }
@@ -90,10 +79,6 @@ impl Mirror {
         for shard in &self.shards {
             write(shard).clear();
         }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(shard).len()).sum()
     }
 }
 
@@ -161,21 +146,13 @@ impl KeyCount {
 /// The store's in-memory part: see the module doc.
 #[derive(Debug)]
 pub(super) struct Resident {
-    /// The attendees whose key starts with [`HELD_ATTENDEES`].
-    pub(super) attendees: Mirror,
     pub(super) opt_outs: Mirror,
     pub(super) idempotency: KeyCount,
 }
 
 impl Resident {
-    /// Whether this attendee's record is held in memory (else it is read from sled).
-    pub(super) fn holds_attendee(key: &[u8]) -> bool {
-        key.starts_with(HELD_ATTENDEES)
-    }
-
     pub(super) fn new() -> Resident {
         Resident {
-            attendees: Mirror::new(),
             opt_outs: Mirror::new(),
             idempotency: KeyCount::new(),
         }
@@ -184,19 +161,13 @@ impl Resident {
     /// Fills it from sled (whatever it held before is dropped).
     pub(super) fn load(
         &self,
-        attendees: &sled::Tree,
         opt_outs: &sled::Tree,
         idempotency: &sled::Tree,
     ) -> Result<(), sled::Error> {
-        for (mirror, entries) in [
-            (&self.attendees, attendees.scan_prefix(HELD_ATTENDEES)),
-            (&self.opt_outs, opt_outs.iter()),
-        ] {
-            mirror.clear();
-            for entry in entries {
-                let (key, value) = entry?;
-                mirror.set(&key, Some(&value));
-            }
+        self.opt_outs.clear();
+        for entry in opt_outs.iter() {
+            let (key, value) = entry?;
+            self.opt_outs.set(&key, Some(&value));
         }
         self.idempotency.clear();
         for key in idempotency.iter().keys() {
@@ -209,7 +180,6 @@ impl Resident {
     /// removed) and `old` whether sled held the key before.
     pub(super) fn wrote(&self, tree: Logged, key: &[u8], value: Option<&sled::IVec>, old: bool) {
         match tree {
-            Logged::Attendees if Resident::holds_attendee(key) => self.attendees.set(key, value),
             Logged::OptOuts => self.opt_outs.set(key, value),
             Logged::Idempotency => match (old, value.is_some()) {
                 (false, true) => self.idempotency.added(key),
@@ -254,15 +224,10 @@ mod tests {
     fn writes_follow_sled_for_the_mirrored_trees_only() {
         let resident = Resident::new();
         let value = sled::IVec::from(b"record".as_slice());
-        resident.wrote(Logged::Attendees, b"sms:+1555", Some(&value), false);
-        resident.wrote(Logged::Attendees, b"web:0123", Some(&value), false);
         resident.wrote(Logged::OptOuts, b"+1555", Some(&value), false);
-        resident.wrote(Logged::Transcript, b"+1555", Some(&value), false);
-        assert_eq!(resident.attendees.get(b"sms:+1555"), Some(value.clone()));
-        // Web chat attendees are not held: anyone can open as many chats as rate limits allow.
-        assert_eq!(resident.attendees.get(b"web:0123"), None);
-        assert_eq!(resident.attendees.len(), 1);
+        resident.wrote(Logged::Attendees, b"+1666", Some(&value), false);
         assert!(resident.opt_outs.contains(b"+1555"));
+        assert!(!resident.opt_outs.contains(b"+1666"));
         resident.wrote(Logged::OptOuts, b"+1555", None, true);
         assert!(!resident.opt_outs.contains(b"+1555"));
         // An overwrite of a held idempotency key does not count it twice.

@@ -133,13 +133,18 @@ impl Trees {
         &self.logged[which as usize]
     }
 
-    /// Fills the in-memory part from sled: once the log is replayed, before anyone reads.
+    /// Fills the in-memory part from sled, and the SMS attendees sled holds from before their
+    /// journal (what the journal holds is newer): once the log is replayed, before anyone reads.
     pub(super) fn load_resident(&self) -> Result<(), sled::Error> {
-        self.resident.load(
-            self.tree(Logged::Attendees),
-            self.tree(Logged::OptOuts),
-            self.tree(Logged::Idempotency),
-        )
+        for entry in self
+            .tree(Logged::Attendees)
+            .scan_prefix(records::HELD_ATTENDEES)
+        {
+            let (key, value) = entry?;
+            self.records.attendees.hold_if_absent(&key, value);
+        }
+        self.resident
+            .load(self.tree(Logged::OptOuts), self.tree(Logged::Idempotency))
     }
 
     /// The sequence number of the last batch applied to sled.
@@ -165,7 +170,7 @@ impl Trees {
     /// number.
     fn apply(&self, seq: u64, ops: Vec<Op>) -> Result<(), sled::Error> {
         for op in ops {
-            if records::journaled(op.tree) {
+            if records::journaled(op.tree, &op.key) {
                 continue;
             }
             let tree = self.tree(op.tree);

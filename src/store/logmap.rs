@@ -1,0 +1,387 @@
+//! A map kept as a log: the latest value of every key in memory, every change appended to a
+//! journal ([`super::journal`]), and the journal's oldest segments cleaned as it fills with
+//! values written over since. The store keeps SMS attendees' records this way (see
+//! [`super::records`]).
+//!
+//! Why. An SMS attendee's record changes with every message (its conversation's context). In
+//! sled each change was a B-tree update (a lookup, a delta linked to the leaf, its share of
+//! sled's log and page cache), about a tenth of the service's CPU under load; the records were
+//! held in memory for reading anyway (BENCHMARKS.md, SMS webhook step 10 and 15).
+//!
+//! Cleaning. Once the journal holds more than twice the live records and a segment more, the
+//! writer reads the oldest sealed segment a piece at a time, with each batch it appends (at
+//! least twice as many bytes as the batch writes, so cleaning outruns the garbage), and appends
+//! again, in front of the batch's own writes, every record still live there (the map points at
+//! it). A segment read to its end is retired after the next sync, so its live records are on
+//! disk in their new place first.
+//!
+//! Invariants:
+//! - The map changes only after the journal holds the write, in the writer's thread.
+//! - Opening reads the segments in order and the records in order, so the last write of a key
+//!   wins; a record copied by cleaning is in a later segment than the one it was copied from.
+//! - A segment is retired only when every record the map points at has been copied out of it,
+//!   and only after a sync that began after those copies were appended.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use rustc_hash::FxHasher;
+
+use super::journal::{Journal, Loc};
+use super::wal::{self, Logged, Op};
+
+/// Shards of the map: the writer and the readers rarely meet.
+const SHARDS: usize = 16;
+
+/// The least a batch cleans, once cleaning is due.
+const CLEAN_AT_LEAST: u64 = 64 << 10;
+
+type Hasher = BuildHasherDefault<FxHasher>;
+
+type Shard = RwLock<HashMap<Box<[u8]>, Held, Hasher>>;
+
+fn shard_of(key: &[u8]) -> usize {
+    (Hasher::default().hash_one(key) % SHARDS as u64) as usize
+}
+
+/// A key's latest value and where it is in the journal (`None`: read from sled when the store
+/// opened, not written since).
+#[derive(Clone, Debug)]
+struct Held {
+    value: sled::IVec,
+    loc: Option<Loc>,
+}
+
+/// Where cleaning is.
+#[derive(Debug, Default)]
+struct Cleaner {
+    /// The segment being read, and how far.
+    at: Option<(u32, u64)>,
+    /// Segments read to their end, oldest first: retired after the next sync.
+    cleaned: Vec<u32>,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub(super) struct LogMap {
+    journal: Journal,
+    shards: Vec<Shard>,
+    /// Bytes of the records the map points at.
+    live: AtomicU64,
+    cleaner: Mutex<Cleaner>,
+    /// The tree the writes are logged as.
+    tree: Logged,
+}
+
+impl LogMap {
+    /// Opens (creating if needed) the journal in `dir` and reads every key's latest value.
+    pub(super) fn open(dir: &Path, tree: Logged) -> std::io::Result<LogMap> {
+        let shards: Vec<Shard> = (0..SHARDS).map(|_| RwLock::default()).collect();
+        let mut live = 0;
+        let journal = Journal::open(dir, |segment, record| {
+            for write in &record.writes {
+                let Some(value) = write.value else { continue };
+                let loc = Loc {
+                    segment,
+                    at: write.span.start as u32,
+                    len: write.span.len() as u32,
+                };
+                let held = Held {
+                    value: value.into(),
+                    loc: Some(loc),
+                };
+                let old = self::write(&shards[shard_of(write.key)]).insert(write.key.into(), held);
+                live += u64::from(loc.len);
+                if let Some(old) = old.and_then(|held| held.loc) {
+                    live -= u64::from(old.len);
+                }
+            }
+        })?;
+        Ok(LogMap {
+            journal,
+            shards,
+            live: AtomicU64::new(live),
+            cleaner: Mutex::default(),
+            tree,
+        })
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        &self.shards[shard_of(key)]
+    }
+
+    /// The latest value of `key`.
+    pub(super) fn get(&self, key: &[u8]) -> Option<sled::IVec> {
+        read(self.shard(key))
+            .get(key)
+            .map(|held| held.value.clone())
+    }
+
+    /// How many keys it holds.
+    pub(super) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| read(shard).len()).sum()
+    }
+
+    /// Every key and value, in no particular order.
+    pub(super) fn entries(&self) -> Vec<(Vec<u8>, sled::IVec)> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(
+                read(shard)
+                    .iter()
+                    .map(|(key, held)| (key.to_vec(), held.value.clone())),
+            );
+        }
+        out
+    }
+
+    /// Holds `value` for `key` unless the key has one (a record sled held before the journal
+    /// existed: anything journaled is newer).
+    pub(super) fn hold_if_absent(&self, key: &[u8], value: sled::IVec) {
+        write(self.shard(key))
+            .entry(key.into())
+            .or_insert(Held { value, loc: None });
+    }
+
+    fn set(&self, key: &[u8], value: sled::IVec, loc: Option<Loc>) {
+        let old = write(self.shard(key)).insert(key.into(), Held { value, loc });
+        if let Some(loc) = loc {
+            self.live.fetch_add(u64::from(loc.len), Ordering::Relaxed);
+        }
+        if let Some(old) = old.and_then(|held| held.loc) {
+            self.live.fetch_sub(u64::from(old.len), Ordering::Relaxed);
+        }
+    }
+
+    /// Journals batch `seq`'s writes (inserts only), with what cleaning copies in front of them,
+    /// unless the journal holds the batch already (a replay).
+    pub(super) fn append(&self, seq: u64, ops: Vec<Op>) -> std::io::Result<()> {
+        if ops.is_empty() || seq <= self.journal.last_seq() {
+            return Ok(());
+        }
+        let written: u64 = ops
+            .iter()
+            .map(|op| (op.key.len() + op.value.as_ref().map_or(0, Vec::len) + 10) as u64)
+            .sum();
+        let (mut all, finished) = self.clean((2 * written).max(CLEAN_AT_LEAST))?;
+        all.extend(ops);
+        let locs = self.journal.append(seq, &all)?;
+        for (op, loc) in all.into_iter().zip(locs) {
+            let value = op.value.unwrap_or_default();
+            self.set(&op.key, value.into(), Some(loc));
+        }
+        lock(&self.cleaner).cleaned.extend(finished);
+        Ok(())
+    }
+
+    /// Whether the journal holds enough written-over records to clean.
+    fn needs_cleaning(&self) -> bool {
+        self.journal.bytes() > 2 * self.live.load(Ordering::Relaxed) + self.journal.segment_bytes()
+    }
+
+    /// Reads about `budget` bytes of the oldest segments not cleaned yet; the live records there
+    /// (to append again) and the segments read to their end.
+    fn clean(&self, budget: u64) -> std::io::Result<(Vec<Op>, Vec<u32>)> {
+        let mut cleaner = lock(&self.cleaner);
+        let (mut copies, mut finished) = (Vec::new(), Vec::new());
+        let mut read = 0;
+        while read < budget {
+            let (segment, at) = match cleaner.at {
+                Some(at) => at,
+                None => {
+                    let last = finished.last().or(cleaner.cleaned.last()).copied();
+                    let next = self
+                        .journal
+                        .sealed()
+                        .into_iter()
+                        .find(|&n| last.is_none_or(|last| n > last));
+                    match next {
+                        Some(next) if self.needs_cleaning() => (next, 0),
+                        _ => break,
+                    }
+                }
+            };
+            let want = usize::try_from(budget - read).unwrap_or(usize::MAX);
+            let mut chunk = self.journal.read_raw(segment, at, want)?;
+            let (mut records, mut whole) = wal::records(&chunk);
+            if whole == 0 && chunk.len() >= 8 {
+                // A record longer than the piece read: read it whole.
+                let len = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                chunk = self.journal.read_raw(segment, at, 8 + len as usize)?;
+                (records, whole) = wal::records(&chunk);
+            }
+            for record in &records {
+                for write in &record.writes {
+                    let loc = Loc {
+                        segment,
+                        at: (at as usize + write.span.start) as u32,
+                        len: write.span.len() as u32,
+                    };
+                    let live = read_held(self, write.key).is_some_and(|h| h.loc == Some(loc));
+                    if let (true, Some(value)) = (live, write.value) {
+                        copies.push(Op::insert(self.tree, write.key, value.to_vec()));
+                    }
+                }
+            }
+            drop(records);
+            if whole == 0 {
+                // The segment's end, or damage after which nothing was ever read (opening
+                // stops at the same place), so nothing the map points at.
+                finished.push(segment);
+                cleaner.at = None;
+            } else {
+                cleaner.at = Some((segment, at + whole as u64));
+                read += whole as u64;
+            }
+        }
+        Ok((copies, finished))
+    }
+
+    /// Syncs the journal, then retires the segments cleaned before the sync began.
+    pub(super) fn sync(&self) -> std::io::Result<()> {
+        let cleaned = lock(&self.cleaner).cleaned.clone();
+        self.journal.sync()?;
+        if cleaned.is_empty() {
+            return Ok(());
+        }
+        let mut cleaner = lock(&self.cleaner);
+        for number in cleaned {
+            // Cleaned segments are the oldest, in order; another sync may have retired it.
+            if self.journal.oldest_sealed() == Some(number) {
+                self.journal.retire_oldest()?;
+            }
+            cleaner.cleaned.retain(|&n| n != number);
+        }
+        Ok(())
+    }
+
+    /// Bytes the journal takes.
+    pub(super) fn bytes(&self) -> u64 {
+        self.journal.bytes()
+    }
+
+    #[cfg(test)]
+    fn with_segment_bytes(mut self, bytes: u64) -> LogMap {
+        self.journal = self.journal.with_segment_bytes(bytes);
+        self
+    }
+}
+
+fn read_held(map: &LogMap, key: &[u8]) -> Option<Held> {
+    read(map.shard(key)).get(key).cloned()
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(map: &LogMap, seq: u64, key: &str, value: &str) {
+        map.append(
+            seq,
+            vec![Op::insert(
+                Logged::Attendees,
+                key.as_bytes(),
+                value.as_bytes().to_vec(),
+            )],
+        )
+        .unwrap();
+    }
+
+    fn segments(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn the_latest_value_wins_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = LogMap::open(dir.path(), Logged::Attendees).unwrap();
+        put(&map, 1, "sms:+1", "one");
+        put(&map, 2, "sms:+2", "two");
+        put(&map, 3, "sms:+1", "uno");
+        map.hold_if_absent(b"sms:+1", sled::IVec::from(&b"from sled"[..]));
+        map.hold_if_absent(b"sms:+3", sled::IVec::from(&b"from sled"[..]));
+        assert_eq!(map.get(b"sms:+1").unwrap(), &b"uno"[..]);
+        assert_eq!(map.get(b"sms:+3").unwrap(), &b"from sled"[..]);
+        // A batch the journal holds already (a replay) changes nothing.
+        put(&map, 3, "sms:+2", "stale");
+        assert_eq!(map.get(b"sms:+2").unwrap(), &b"two"[..]);
+        map.sync().unwrap();
+        drop(map);
+        let map = LogMap::open(dir.path(), Logged::Attendees).unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map.get(b"sms:+1").unwrap(), &b"uno"[..]);
+        assert_eq!(map.get(b"sms:+2").unwrap(), &b"two"[..]);
+        let mut entries = map.entries();
+        entries.sort();
+        assert_eq!(entries[0].0, b"sms:+1");
+    }
+
+    /// Writing the same few keys over and over: cleaning keeps the journal near its live size,
+    /// and every key reads back its latest value, before and after a reopen.
+    #[test]
+    fn cleaning_bounds_the_journal_and_keeps_every_latest_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = 4096;
+        let map = LogMap::open(dir.path(), Logged::Attendees)
+            .unwrap()
+            .with_segment_bytes(segment);
+        let value = |key: usize, round: usize| format!("{key}-{round}-{}", "x".repeat(40));
+        // A key written once at the start must survive every cleaning.
+        put(&map, 1, "sms:+0", "written once");
+        let mut seq = 1;
+        for round in 0..300 {
+            for key in 1..10 {
+                seq += 1;
+                put(&map, seq, &format!("sms:+{key}"), &value(key, round));
+            }
+            if round % 10 == 0 {
+                map.sync().unwrap();
+            }
+        }
+        map.sync().unwrap();
+        // 10 live records of ~70 bytes: without cleaning the journal would be ~200 KiB.
+        assert!(
+            map.bytes() < 2 * 1000 + 3 * segment,
+            "{} bytes",
+            map.bytes()
+        );
+        assert!(
+            segments(dir.path()) <= 5,
+            "{} segments",
+            segments(dir.path())
+        );
+        let check = |map: &LogMap| {
+            assert_eq!(map.get(b"sms:+0").unwrap(), &b"written once"[..]);
+            for key in 1..10 {
+                let key_bytes = format!("sms:+{key}");
+                assert_eq!(
+                    map.get(key_bytes.as_bytes()).unwrap(),
+                    value(key, 299).as_bytes()
+                );
+            }
+        };
+        check(&map);
+        drop(map);
+        let map = LogMap::open(dir.path(), Logged::Attendees).unwrap();
+        assert_eq!(map.len(), 10);
+        check(&map);
+    }
+}
