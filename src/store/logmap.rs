@@ -147,7 +147,14 @@ impl LogMap {
     }
 
     fn set(&self, key: &[u8], value: sled::IVec, loc: Option<Loc>) {
-        let old = write(self.shard(key)).insert(key.into(), Held { value, loc });
+        let held = Held { value, loc };
+        let old = {
+            let mut shard = write(self.shard(key));
+            match shard.get_mut(key) {
+                Some(slot) => Some(std::mem::replace(slot, held)),
+                None => shard.insert(key.into(), held),
+            }
+        };
         if let Some(loc) = loc {
             self.live.fetch_add(u64::from(loc.len), Ordering::Relaxed);
         }

@@ -1711,7 +1711,7 @@ mod tests {
         {
             // The journals got batch seq + 1 before the crash, not seq + 2.
             let records = records::Records::open(dir.path()).unwrap();
-            records.append(seq + 1, &ops(2)).unwrap();
+            records.append(seq + 1, ops(2)).unwrap();
             drop(records);
             let (mut wal, _) = wal::Wal::open(&dir.path().join(WAL_FILE)).unwrap();
             wal.append(seq + 1, &ops(2)).unwrap();

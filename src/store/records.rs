@@ -174,10 +174,10 @@ impl Records {
         Ok(records)
     }
 
-    /// Journals the writes of batch `seq` to the trees kept here (the others are left out).
+    /// Journals the writes of batch `seq` to the trees kept here; returns the others, for sled.
     /// During a replay, a journal that holds the batch already skips it. These records are
     /// written once and expire; a removal of one is refused (nothing writes one).
-    pub(super) fn append(&self, seq: u64, ops: &[Op]) -> std::io::Result<()> {
+    pub(super) fn append(&self, seq: u64, ops: Vec<Op>) -> std::io::Result<Vec<Op>> {
         if ops
             .iter()
             .any(|op| journaled(op.tree, &op.key) && op.value.is_none())
@@ -188,11 +188,13 @@ impl Records {
             ));
         }
         let (mut transcript, mut processed, mut attendees) = (Vec::new(), Vec::new(), Vec::new());
-        for op in ops.iter().filter(|op| journaled(op.tree, &op.key)) {
+        let mut rest = Vec::with_capacity(ops.len());
+        for op in ops {
             match op.tree {
-                Logged::Transcript => transcript.push(op.clone()),
-                Logged::Idempotency => processed.push(op.clone()),
-                _ => attendees.push(op.clone()),
+                _ if !journaled(op.tree, &op.key) => rest.push(op),
+                Logged::Transcript => transcript.push(op),
+                Logged::Idempotency => processed.push(op),
+                _ => attendees.push(op),
             }
         }
         self.attendees.append(seq, attendees)?;
@@ -211,7 +213,7 @@ impl Records {
                 index_slot(&self.slots, &mut live, &op.key, value, loc);
             }
         }
-        Ok(())
+        Ok(rest)
     }
 
     /// Syncs the journals: after this, the write-ahead log may start over.
@@ -343,14 +345,18 @@ fn index_turn(turns: &[Shard<Box<[u8]>, Vec<Turn>>], key: &[u8], value: &[u8], l
         tracing::warn!("a journaled transcript key has no entry id; it is not indexed");
         return;
     };
-    write(&turns[shard(hash(attendee))])
-        .entry(attendee.into())
-        .or_default()
-        .push(Turn {
-            id,
-            loc,
-            entries: super::TurnEntries::count(value) as u32,
-        });
+    let turn = Turn {
+        id,
+        loc,
+        entries: super::TurnEntries::count(value) as u32,
+    };
+    let mut shard = write(&turns[shard(hash(attendee))]);
+    match shard.get_mut(attendee) {
+        Some(list) => list.push(turn),
+        None => {
+            shard.insert(attendee.into(), vec![turn]);
+        }
+    }
 }
 
 /// Indexes one idempotency record. The writer stores a key only when it has none, so a key has
@@ -392,9 +398,9 @@ mod tests {
         let records = Records::open(dir.path()).unwrap();
         // A record filling the first segment, so the next one starts another.
         let big = "x".repeat(64 << 20);
-        records.append(1, &[processed("SM1", t0, big)]).unwrap();
+        records.append(1, vec![processed("SM1", t0, big)]).unwrap();
         records
-            .append(2, &[processed("SM2", t1, "two".into())])
+            .append(2, vec![processed("SM2", t1, "two".into())])
             .unwrap();
         let segments = || {
             std::fs::read_dir(dir.path().join("processed"))
@@ -427,13 +433,14 @@ mod tests {
     fn a_removal_of_a_journaled_record_is_refused() {
         let records = Records::temporary().unwrap();
         let err = records
-            .append(1, &[Op::remove(Logged::Idempotency, "SM1")])
+            .append(1, vec![Op::remove(Logged::Idempotency, "SM1")])
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         // Other trees' writes are left to sled.
-        records
-            .append(2, &[Op::remove(Logged::OptOuts, "+1555")])
+        let rest = records
+            .append(2, vec![Op::remove(Logged::OptOuts, "+1555")])
             .unwrap();
+        assert_eq!(rest, [Op::remove(Logged::OptOuts, "+1555")]);
         assert_eq!(records.processed_len(), 0);
     }
 

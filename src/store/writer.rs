@@ -156,9 +156,9 @@ impl Trees {
             .map_or(0, u64::from_be_bytes))
     }
 
-    /// Journals a batch's transcript and idempotency records, unless the journals hold them
-    /// already (a replay).
-    fn journal(&self, seq: u64, ops: &[Op]) -> Result<(), StoreError> {
+    /// Journals a batch's writes kept in journals ([`records::journaled`]), unless the journals
+    /// hold them already (a replay); returns the others.
+    fn journal(&self, seq: u64, ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
         self.records
             .append(seq, ops)
             .map_err(|err| StoreError::Journal {
@@ -166,13 +166,10 @@ impl Trees {
             })
     }
 
-    /// Writes a batch's other writes to sled (and to the in-memory part), then its sequence
-    /// number.
+    /// Writes a batch's writes that are not journaled to sled (and to the in-memory part), then
+    /// its sequence number.
     fn apply(&self, seq: u64, ops: Vec<Op>) -> Result<(), sled::Error> {
         for op in ops {
-            if records::journaled(op.tree, &op.key) {
-                continue;
-            }
             let tree = self.tree(op.tree);
             let (value, old) = match op.value {
                 Some(value) => {
@@ -202,9 +199,9 @@ pub(super) fn replay(
     let mut last = trees.applied()?;
     let (mut applied, mut held) = (0, 0);
     for batch in batches {
-        trees.journal(batch.seq, &batch.ops)?;
+        let rest = trees.journal(batch.seq, batch.ops)?;
         if batch.seq > last {
-            trees.apply(batch.seq, batch.ops)?;
+            trees.apply(batch.seq, rest)?;
             last = batch.seq;
             applied += 1;
         } else {
@@ -472,10 +469,11 @@ impl Thread {
         self.seq = seq;
         // The batch is durable now; failing to apply it would leave the journals or sled behind
         // the log.
-        self.trees
-            .journal(seq, &ops)
+        let rest = self
+            .trees
+            .journal(seq, ops)
             .map_err(|err| Failure::Fatal(format!("cannot journal a logged batch: {err}")))?;
-        self.trees.apply(seq, ops).map_err(|err| {
+        self.trees.apply(seq, rest).map_err(|err| {
             Failure::Fatal(format!("cannot apply a logged batch to the store: {err}"))
         })?;
         self.schedule.apply(&moved);
