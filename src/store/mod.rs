@@ -8,7 +8,7 @@
 //! | `meta` | `b"agenda"` | the current agenda, a versioned [`StoredAgenda`] |
 //! | `meta` | `b"wal"` | the last write-ahead log batch applied to sled, `u64` big-endian |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
-//! | `attendees` | attendee key (`sms:+15551234567`) | a versioned [`Attendee`] (context, saved sessions) |
+//! | `attendees` | attendee key (`web:…`, `local:…`) | a versioned [`Attendee`] (context, saved sessions); SMS attendees (`sms:+15551234567`) are in the `attendees/` journal, and here only from before it |
 //! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 2, see `TurnEntries`); turns and expert replies are in the `transcripts/` journal with the same keys and values, notices here |
 //! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
 //! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given; new records are in the `processed/` journal, this tree holds older ones until they expire |
@@ -20,8 +20,8 @@
 //! | `expert_tokens` | SHA-256 of an expert's bearer token | the expert id (tokens themselves are never stored) |
 //! | `leads` | lead id, `u64` big-endian | a versioned [`Lead`] |
 //!
-//! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, see [`records`]) hold the
-//! records written once per message, which sled's B-tree made costly.
+//! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, `DATA_DIR/attendees/`, see
+//! `records`) hold the records every message writes, which sled's B-tree made costly.
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -628,10 +628,11 @@ pub struct Inner {
     reminders: sled::Tree,
     schedule: std::sync::Arc<notices::Schedule>,
     writer: writer::Writer,
-    /// SMS attendees' records, the opt-outs and the hashes of the idempotency keys sled holds
-    /// (from before the journals), in memory: see [`resident`].
+    /// The opt-outs and the hashes of the idempotency keys sled holds (from before the
+    /// journals), in memory: see [`resident`].
     resident: std::sync::Arc<resident::Resident>,
-    /// Transcript turns and idempotency records, in journals: see [`records`].
+    /// Transcript turns, idempotency records and SMS attendees' records, in journals: see
+    /// [`records`].
     records: std::sync::Arc<records::Records>,
     /// The write-ahead log's file (for its size on disk).
     wal_path: PathBuf,

@@ -1,9 +1,11 @@
-//! The records written once per message, kept in journals ([`super::journal`]) with an index in
-//! memory, instead of in sled: transcript turns (folder `transcripts/`) and processed messages'
-//! idempotency records (folder `processed/`).
+//! The records every message writes, kept in journals ([`super::journal`]) with an index in
+//! memory, instead of in sled: transcript turns (folder `transcripts/`), processed messages'
+//! idempotency records (folder `processed/`) and SMS attendees' records (folder `attendees/`, a
+//! [`LogMap`]: the latest record of each attendee in memory).
 //!
-//! The writer hands every logged batch's writes to those two trees ([`Logged::Transcript`],
-//! [`Logged::Idempotency`]) to [`Records::append`] instead of sled, right after the batch is in
+//! The writer hands every logged batch's writes to those trees ([`Logged::Transcript`],
+//! [`Logged::Idempotency`], [`Logged::Attendees`] for SMS attendees) to [`Records::append`]
+//! instead of sled, right after the batch is in
 //! the write-ahead log; everything else still goes to sled. The tree numbers of the log keep their
 //! meaning, so a log written before journals existed replays into them.
 //!
@@ -13,6 +15,8 @@
 //!   transcript key ends in an id from one counter (`sled::Db::generate_id`), so
 //!   [`super::Store::transcript`] merges both by id.
 //! - Idempotency records from before journals existed, until they expire.
+//! - SMS attendees' records from before journals existed, read until the attendee writes again
+//!   (the store fills the map with them when it opens, never over a journaled one).
 //!
 //! Invariants:
 //! - The indexes change only after the journal holds the write, in the writer's thread, before
