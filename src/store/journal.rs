@@ -49,6 +49,20 @@ pub(super) struct Loc {
     pub len: u32,
 }
 
+/// Shows `f` each insert of a record read back from `segment` (key, value, location).
+pub(super) fn inserts(record: &Record<'_>, segment: u32, mut f: impl FnMut(&[u8], &[u8], Loc)) {
+    for write in &record.writes {
+        let Some(value) = write.value else { continue };
+        // A segment's records end below 4 GiB (`Journal::append`): their offsets fit.
+        let loc = Loc {
+            segment,
+            at: write.span.start as u32,
+            len: write.span.len() as u32,
+        };
+        f(write.key, value, loc);
+    }
+}
+
 /// A write read back: its key and value (`None`: a removal).
 pub(super) type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 

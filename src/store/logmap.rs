@@ -30,7 +30,8 @@ use std::sync::{Mutex, RwLock};
 
 use rustc_hash::FxHasher;
 
-use super::journal::{Journal, Loc};
+use super::journal::{Journal, Loc, inserts};
+use super::locks::{self, lock, read, write};
 use super::wal::{self, Logged, Op};
 
 /// Shards of the map: the writer and the readers rarely meet.
@@ -82,23 +83,17 @@ impl LogMap {
         let shards: Vec<Shard> = (0..SHARDS).map(|_| RwLock::default()).collect();
         let mut live = 0;
         let journal = Journal::open(dir, |segment, record| {
-            for write in &record.writes {
-                let Some(value) = write.value else { continue };
-                let loc = Loc {
-                    segment,
-                    at: write.span.start as u32,
-                    len: write.span.len() as u32,
-                };
+            inserts(record, segment, |key, value, loc| {
                 let held = Held {
                     value: value.into(),
                     loc: Some(loc),
                 };
-                let old = self::write(&shards[shard_of(write.key)]).insert(write.key.into(), held);
+                let old = locks::write(&shards[shard_of(key)]).insert(key.into(), held);
                 live += u64::from(loc.len);
                 if let Some(old) = old.and_then(|held| held.loc) {
                     live -= u64::from(old.len);
                 }
-            }
+            });
         })?;
         Ok(LogMap {
             journal,
@@ -279,21 +274,6 @@ impl LogMap {
 
 fn read_held(map: &LogMap, key: &[u8]) -> Option<Held> {
     read(map.shard(key)).get(key).cloned()
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
 mod journal;
+mod locks;
 mod logmap;
 mod notices;
 mod records;

@@ -34,9 +34,10 @@ use std::sync::{Mutex, RwLock};
 use jiff::Timestamp;
 use rustc_hash::FxHasher;
 
-use super::journal::{Journal, Loc};
+use super::journal::{Journal, Loc, inserts};
+use super::locks::{lock, read, write};
 use super::logmap::LogMap;
-use super::wal::{Logged, Op, Record};
+use super::wal::{Logged, Op};
 
 /// Shards of each index: the writer and the readers rarely meet.
 const SHARDS: usize = 16;
@@ -109,15 +110,6 @@ fn shards<K, V>() -> Vec<Shard<K, V>> {
     (0..SHARDS).map(|_| RwLock::default()).collect()
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Both journals and their indexes: see the module doc.
 #[derive(Debug)]
 pub(super) struct Records {
@@ -143,12 +135,12 @@ impl Records {
         let live = Mutex::new(BTreeMap::new());
         // Journals hold inserts only (see `append`).
         let transcripts = Journal::open(&dir.join("transcripts"), |segment, record| {
-            index(record, segment, |key, value, loc| {
+            inserts(record, segment, |key, value, loc| {
                 index_turn(&turns, key, value, loc)
             });
         })?;
         let processed = Journal::open(&dir.join("processed"), |segment, record| {
-            index(record, segment, |key, value, loc| {
+            inserts(record, segment, |key, value, loc| {
                 index_slot(&slots, &mut lock(&live), key, value, loc);
             });
         })?;
@@ -321,26 +313,6 @@ impl Drop for Records {
 
 fn shard(hash: u64) -> usize {
     (hash % SHARDS as u64) as usize
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Shows `f` each insert of a record read back from `segment` (key, value, location).
-fn index(record: &Record<'_>, segment: u32, mut f: impl FnMut(&[u8], &[u8], Loc)) {
-    for write in &record.writes {
-        let Some(value) = write.value else { continue };
-        // A segment's records end below 4 GiB (`Journal::append`): their offsets fit.
-        let loc = Loc {
-            segment,
-            at: write.span.start as u32,
-            len: write.span.len() as u32,
-        };
-        f(write.key, value, loc);
-    }
 }
 
 /// Indexes one transcript record.

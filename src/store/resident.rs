@@ -28,6 +28,7 @@ use std::sync::{Mutex, RwLock};
 
 use rustc_hash::FxHasher;
 
+use super::locks::{read, write};
 use super::wal::Logged;
 
 /// Shards of each map: writers (one thread) and readers (the request workers) rarely meet.
@@ -189,15 +190,6 @@ impl Resident {
             _ => {}
         }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
