@@ -63,6 +63,8 @@ struct Cleaner {
     at: Option<(u32, u64)>,
     /// Segments read to their end, oldest first: retired after the next sync.
     cleaned: Vec<u32>,
+    /// The last cleaning failed (reported once until one succeeds).
+    failing: bool,
 }
 
 /// See the module doc.
@@ -168,7 +170,22 @@ impl LogMap {
             .iter()
             .map(|op| (op.key.len() + op.value.as_ref().map_or(0, Vec::len) + 10) as u64)
             .sum();
-        let (mut all, finished) = self.clean((2 * written).max(CLEAN_AT_LEAST))?;
+        // Cleaning only keeps the journal small: if it fails (a segment unreadable), the batch
+        // is written all the same and the next one tries again.
+        let (mut all, finished) = match self.clean((2 * written).max(CLEAN_AT_LEAST)) {
+            Ok(cleaned) => {
+                lock(&self.cleaner).failing = false;
+                cleaned
+            }
+            Err(err) => {
+                let mut cleaner = lock(&self.cleaner);
+                if !cleaner.failing {
+                    tracing::warn!(error = %err, "cleaning the attendees' journal failed");
+                    cleaner.failing = true;
+                }
+                (Vec::new(), Vec::new())
+            }
+        };
         all.extend(ops);
         let locs = self.journal.append(seq, &all)?;
         for (op, loc) in all.into_iter().zip(locs) {
@@ -230,8 +247,16 @@ impl LogMap {
             }
             drop(records);
             if whole == 0 {
-                // The segment's end, or damage after which nothing was ever read (opening
-                // stops at the same place), so nothing the map points at.
+                if !chunk.is_empty() {
+                    // Damage (the file changed under us, or a record the opening read no longer
+                    // reads): whatever the map still points at past here is copied from memory.
+                    tracing::error!(
+                        segment,
+                        at,
+                        "a segment of the attendees' journal is damaged; its live records are written again from memory"
+                    );
+                    copies.extend(self.live_in(segment, at));
+                }
                 finished.push(segment);
                 cleaner.at = None;
             } else {
@@ -240,6 +265,22 @@ impl LogMap {
             }
         }
         Ok((copies, finished))
+    }
+
+    /// The writes of the keys whose latest record is in `segment` at `at` or later.
+    fn live_in(&self, segment: u32, at: u64) -> Vec<Op> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            for (key, held) in read(shard).iter() {
+                if held
+                    .loc
+                    .is_some_and(|loc| loc.segment == segment && u64::from(loc.at) >= at)
+                {
+                    out.push(Op::insert(self.tree, key.to_vec(), held.value.to_vec()));
+                }
+            }
+        }
+        out
     }
 
     /// Syncs the journal, then retires the segments cleaned before the sync began.
@@ -370,5 +411,63 @@ mod tests {
         let map = LogMap::open(dir.path(), Logged::Attendees).unwrap();
         assert_eq!(map.len(), 10);
         check(&map);
+    }
+
+    /// A sealed segment damaged while the service runs: cleaning writes what the map still
+    /// points at there again from memory, so retiring the segment loses nothing.
+    #[cfg(unix)]
+    #[test]
+    fn cleaning_a_damaged_segment_keeps_its_live_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = LogMap::open(dir.path(), Logged::Attendees)
+            .unwrap()
+            .with_segment_bytes(2048);
+        let mut seq = 0;
+        for key in 0..40 {
+            seq += 1;
+            put(
+                &map,
+                seq,
+                &format!("sms:+{key}"),
+                &format!("first {key} {}", "y".repeat(40)),
+            );
+        }
+        // Damage the first segment's second half: the records there can no longer be read.
+        let first = dir.path().join("00000001.seg");
+        let len = std::fs::metadata(&first).unwrap().len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&first)
+            .unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &vec![0xee; (len / 2) as usize], len / 2)
+            .unwrap();
+        // Writing a few keys over and over makes cleaning due.
+        for round in 0..200 {
+            seq += 1;
+            put(
+                &map,
+                seq,
+                &format!("sms:+{}", round % 3),
+                &format!("round {round}"),
+            );
+            if round % 20 == 0 {
+                map.sync().unwrap();
+            }
+        }
+        map.sync().unwrap();
+        assert!(
+            !first.exists(),
+            "the damaged segment was cleaned and retired"
+        );
+        drop(map);
+        let map = LogMap::open(dir.path(), Logged::Attendees).unwrap();
+        assert_eq!(map.len(), 40);
+        for key in 3..40 {
+            let expected = format!("first {key} {}", "y".repeat(40));
+            assert_eq!(
+                map.get(format!("sms:+{key}").as_bytes()).unwrap(),
+                expected.as_bytes()
+            );
+        }
     }
 }
