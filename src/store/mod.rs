@@ -537,7 +537,7 @@ pub enum StoreError {
     Commit {
         message: String,
     },
-    /// A journal (transcripts, processed messages) could not be read or written.
+    /// A journal (transcripts, processed messages, SMS attendees) could not be read or written.
     Journal {
         message: String,
     },

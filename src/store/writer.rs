@@ -9,8 +9,9 @@
 //! cost more CPU than everything else a message does (see BENCHMARKS.md). So a caller prepares
 //! its change (everything encoded, ids drawn) and hands it over; the thread takes every job
 //! queued, resolves the changes in order (idempotency and reminder checks) into plain writes,
-//! appends them to the log as one record, syncs it, appends the transcript and idempotency
-//! records to their journals ([`super::records`]), applies the rest to sled with plain inserts,
+//! appends them to the log as one record, syncs it, appends the transcript, idempotency and SMS
+//! attendee records to their journals ([`super::records`]), applies the rest to sled with plain
+//! inserts,
 //! and answers everyone. sled is flushed only at a checkpoint (when someone needs it durable,
 //! or the log has grown), after which the log starts over. Under load a batch grows by itself,
 //! because changes queue while the previous batch is written; at rest a batch is one change and
@@ -112,7 +113,7 @@ pub(super) struct Trees {
     meta: sled::Tree,
     /// Follows every write to the trees it mirrors.
     pub(super) resident: Arc<Resident>,
-    /// Transcript and idempotency records ([`records::journaled`]).
+    /// Transcript, idempotency and SMS attendees' records ([`records::journaled`]).
     pub(super) records: Arc<Records>,
 }
 
