@@ -23,30 +23,18 @@
 //!   and only after a sync that began after those copies were appended.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use rustc_hash::FxHasher;
-
 use super::journal::{Journal, Loc, inserts};
-use super::locks::{self, lock, read, write};
+use super::maps::{self, Hasher, hash, lock, read, shard_of, shards, write};
 use super::wal::{self, Logged, Op};
-
-/// Shards of the map: the writer and the readers rarely meet.
-const SHARDS: usize = 16;
 
 /// The least a batch cleans, once cleaning is due.
 const CLEAN_AT_LEAST: u64 = 64 << 10;
 
-type Hasher = BuildHasherDefault<FxHasher>;
-
 type Shard = RwLock<HashMap<Box<[u8]>, Held, Hasher>>;
-
-fn shard_of(key: &[u8]) -> usize {
-    (Hasher::default().hash_one(key) % SHARDS as u64) as usize
-}
 
 /// A key's latest value and where it is in the journal (`None`: read from sled when the store
 /// opened, not written since).
@@ -82,7 +70,7 @@ pub(super) struct LogMap {
 impl LogMap {
     /// Opens (creating if needed) the journal in `dir` and reads every key's latest value.
     pub(super) fn open(dir: &Path, tree: Logged) -> std::io::Result<LogMap> {
-        let shards: Vec<Shard> = (0..SHARDS).map(|_| RwLock::default()).collect();
+        let shards: Vec<Shard> = shards();
         let mut live = 0;
         let journal = Journal::open(dir, |segment, record| {
             inserts(record, segment, |key, value, loc| {
@@ -90,7 +78,7 @@ impl LogMap {
                     value: value.into(),
                     loc: Some(loc),
                 };
-                let old = locks::write(&shards[shard_of(key)]).insert(key.into(), held);
+                let old = maps::write(&shards[shard_of(hash(key))]).insert(key.into(), held);
                 live += u64::from(loc.len);
                 if let Some(old) = old.and_then(|held| held.loc) {
                     live -= u64::from(old.len);
@@ -107,7 +95,7 @@ impl LogMap {
     }
 
     fn shard(&self, key: &[u8]) -> &Shard {
-        &self.shards[shard_of(key)]
+        &self.shards[shard_of(hash(key))]
     }
 
     /// The latest value of `key`.

@@ -55,8 +55,8 @@ use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
 mod journal;
-mod locks;
 mod logmap;
+mod maps;
 mod notices;
 mod records;
 mod resident;
@@ -647,7 +647,7 @@ fn token_hash(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.trim().as_bytes()).to_vec()
 }
 
-fn journal_error(err: std::io::Error) -> StoreError {
+pub(super) fn journal_error(err: std::io::Error) -> StoreError {
     StoreError::Journal {
         message: err.to_string(),
     }

@@ -27,26 +27,15 @@
 //!   of `processed/` is retired once none of its records is live. Transcript segments are kept.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use jiff::Timestamp;
-use rustc_hash::FxHasher;
 
 use super::journal::{Journal, Loc, inserts};
-use super::locks::{lock, read, write};
 use super::logmap::LogMap;
+use super::maps::{Hasher, hash, lock, read, shard_of, shards, write};
 use super::wal::{Logged, Op};
-
-/// Shards of each index: the writer and the readers rarely meet.
-const SHARDS: usize = 16;
-
-type Hasher = BuildHasherDefault<FxHasher>;
-
-fn hash(key: &[u8]) -> u64 {
-    Hasher::default().hash_one(key)
-}
 
 /// The prefix of the attendee keys kept here: SMS attendees (`Phone::attendee_key`). Their
 /// number is bounded by the phones that texted us; anyone can open web chats (300 a minute from
@@ -106,10 +95,6 @@ fn processed_at(value: &[u8]) -> Option<i64> {
 
 type Shard<K, V> = RwLock<HashMap<K, V, Hasher>>;
 
-fn shards<K, V>() -> Vec<Shard<K, V>> {
-    (0..SHARDS).map(|_| RwLock::default()).collect()
-}
-
 /// Both journals and their indexes: see the module doc.
 #[derive(Debug)]
 pub(super) struct Records {
@@ -158,13 +143,7 @@ impl Records {
 
     /// Journals in a new folder of the system's temporary directory, removed when dropped.
     pub(super) fn temporary() -> std::io::Result<Records> {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
-        let dir = std::env::temp_dir().join(format!(
-            "concierge-records-{}-{:016x}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
+        let dir = super::wal::temporary_path("records")?;
         let mut records = Records::open(&dir)?;
         records.temporary = Some(dir);
         Ok(records)
@@ -222,7 +201,7 @@ impl Records {
     /// The idempotency record of `key`, if one is live.
     pub(super) fn processed(&self, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
         let hash = hash(key);
-        let candidates = read(&self.slots[shard(hash)])
+        let candidates = read(&self.slots[shard_of(hash)])
             .get(&hash)
             .cloned()
             .unwrap_or_default();
@@ -291,7 +270,7 @@ impl Records {
 
     /// The journaled transcript records of an attendee, oldest first.
     pub(super) fn turns_of(&self, attendee: &[u8]) -> Vec<Turn> {
-        read(&self.turns[shard(hash(attendee))])
+        read(&self.turns[shard_of(hash(attendee))])
             .get(attendee)
             .cloned()
             .unwrap_or_default()
@@ -311,10 +290,6 @@ impl Drop for Records {
     }
 }
 
-fn shard(hash: u64) -> usize {
-    (hash % SHARDS as u64) as usize
-}
-
 /// Indexes one transcript record.
 fn index_turn(turns: &[Shard<Box<[u8]>, Vec<Turn>>], key: &[u8], value: &[u8], loc: Loc) {
     let Some((attendee, id)) = split_transcript_key(key) else {
@@ -326,7 +301,7 @@ fn index_turn(turns: &[Shard<Box<[u8]>, Vec<Turn>>], key: &[u8], value: &[u8], l
         loc,
         entries: super::TurnEntries::count(value) as u32,
     };
-    let mut shard = write(&turns[shard(hash(attendee))]);
+    let mut shard = write(&turns[shard_of(hash(attendee))]);
     match shard.get_mut(attendee) {
         Some(list) => list.push(turn),
         None => {
@@ -349,7 +324,7 @@ fn index_slot(
         return;
     };
     let hash = hash(key);
-    write(&slots[shard(hash)])
+    write(&slots[shard_of(hash)])
         .entry(hash)
         .or_default()
         .push(Slot { loc, at });

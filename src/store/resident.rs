@@ -22,26 +22,14 @@
 //!   A non-zero count only means "look in sled" (another key may share the hash).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use rustc_hash::FxHasher;
-
-use super::locks::{read, write};
+use super::maps::{Hasher, hash, lock, read, shard_of, shards, write};
 use super::wal::Logged;
-
-/// Shards of each map: writers (one thread) and readers (the request workers) rarely meet.
-const SHARDS: usize = 16;
-
-type Hasher = BuildHasherDefault<FxHasher>;
 
 /// One shard of a [`Mirror`]: keys and their values.
 type Entries = HashMap<Box<[u8]>, sled::IVec, Hasher>;
-
-fn hash(key: &[u8]) -> u64 {
-    Hasher::default().hash_one(key)
-}
 
 /// A tree's keys and values, in memory.
 #[derive(Debug)]
@@ -51,13 +39,11 @@ pub(super) struct Mirror {
 
 impl Mirror {
     fn new() -> Mirror {
-        Mirror {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-        }
+        Mirror { shards: shards() }
     }
 
     fn shard(&self, key: &[u8]) -> &RwLock<Entries> {
-        &self.shards[(hash(key) % SHARDS as u64) as usize]
+        &self.shards[shard_of(hash(key))]
     }
 
     pub(super) fn contains(&self, key: &[u8]) -> bool {
@@ -94,15 +80,13 @@ pub(super) struct KeyCount {
 impl KeyCount {
     fn new() -> KeyCount {
         KeyCount {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            shards: shards(),
             keys: AtomicUsize::new(0),
         }
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, HashMap<u64, u32, Hasher>> {
-        self.shards[(hash % SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shards[shard_of(hash)])
     }
 
     /// False if the tree certainly does not hold `key`; true if it may.
@@ -135,10 +119,7 @@ impl KeyCount {
 
     fn clear(&self) {
         for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clear();
+            lock(shard).clear();
         }
         self.keys.store(0, Ordering::Relaxed);
     }

@@ -170,14 +170,7 @@ impl Wal {
 
     /// A log in the system's temporary directory, removed when dropped.
     pub(super) fn temporary() -> std::io::Result<Wal> {
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
-        let path = std::env::temp_dir().join(format!(
-            "concierge-wal-{}-{:016x}",
-            std::process::id(),
-            u64::from_le_bytes(nonce)
-        ));
-        let (mut wal, _) = Wal::open(&path)?;
+        let (mut wal, _) = Wal::open(&temporary_path("wal")?)?;
         wal.remove_on_drop = true;
         Ok(wal)
     }
@@ -230,6 +223,17 @@ impl Drop for Wal {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// A new path in the system's temporary directory for a temporary store's `what`.
+pub(super) fn temporary_path(what: &str) -> std::io::Result<PathBuf> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(std::io::Error::other)?;
+    Ok(std::env::temp_dir().join(format!(
+        "concierge-{what}-{}-{:016x}",
+        std::process::id(),
+        u64::from_le_bytes(nonce)
+    )))
 }
 
 /// Appends one record holding `ops` to `out`; returns where each write sits in `out` (see

@@ -160,11 +160,7 @@ impl Trees {
     /// Journals a batch's writes kept in journals ([`records::journaled`]), unless the journals
     /// hold them already (a replay); returns the others.
     fn journal(&self, seq: u64, ops: Vec<Op>) -> Result<Vec<Op>, StoreError> {
-        self.records
-            .append(seq, ops)
-            .map_err(|err| StoreError::Journal {
-                message: err.to_string(),
-            })
+        self.records.append(seq, ops).map_err(super::journal_error)
     }
 
     /// Writes a batch's writes that are not journaled to sled (and to the in-memory part), then
@@ -223,9 +219,7 @@ pub(super) fn replay(
             "sled held every batch of the write-ahead log"
         );
     }
-    trees.records.sync().map_err(|err| StoreError::Journal {
-        message: err.to_string(),
-    })?;
+    trees.records.sync().map_err(super::journal_error)?;
     db.flush()?;
     wal.reset().map_err(|err| StoreError::Flush {
         message: format!("cannot start the write-ahead log over: {err}"),
