@@ -25,10 +25,10 @@ use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
 pub const IDEMPOTENCY_TTL: SignedDuration = SignedDuration::from_hours(24);
 
 /// Forgets processed-message records older than [`IDEMPOTENCY_TTL`] and intent log entries older
-/// than [`crate::store::INTENT_LOG_TTL`], every `every`. Runs until the task is dropped.
+/// than [`crate::store::INTENT_LOG_TTL`], at start and then every `every`. Runs until the task
+/// is dropped.
 pub async fn expire_records(state: AppState, every: std::time::Duration) {
     loop {
-        tokio::time::sleep(every).await;
         let before = state
             .clock
             .now()
@@ -49,6 +49,7 @@ pub async fn expire_records(state: AppState, every: std::time::Duration) {
             Ok(n) => tracing::debug!(removed = n, "expired intent log entries"),
             Err(err) => tracing::warn!(error = %err, "expiring the intent log failed"),
         }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -31,6 +31,23 @@ struct Bucket {
     at: Timestamp,
 }
 
+impl Bucket {
+    /// Refills the bucket up to `now`, then takes a token if there is one.
+    fn take(&mut self, now: Timestamp, per_second: f64, burst: f64) -> Result<(), SignedDuration> {
+        let elapsed = now.duration_since(self.at).as_secs_f64().max(0.0);
+        self.tokens = (self.tokens + elapsed * per_second).min(burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(SignedDuration::from_secs_f64(
+                (1.0 - self.tokens) / per_second,
+            ))
+        }
+    }
+}
+
 impl RateLimiter {
     pub fn new(rate: Rate, max_keys: usize) -> RateLimiter {
         RateLimiter {
@@ -45,23 +62,20 @@ impl RateLimiter {
         let per_second = f64::from(self.rate.per_minute.max(1)) / 60.0;
         let burst = f64::from(self.rate.burst.max(1));
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= self.max_keys && !buckets.contains_key(key) {
+        // A known key is updated in place, without an owned copy of it.
+        if let Some(bucket) = buckets.get_mut(key) {
+            return bucket.take(now, per_second, burst);
+        }
+        if buckets.len() >= self.max_keys {
             forget_idle(&mut buckets, now, per_second, burst, self.max_keys);
         }
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
+        let mut bucket = Bucket {
             tokens: burst,
             at: now,
-        });
-        let elapsed = now.duration_since(bucket.at).as_secs_f64().max(0.0);
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / per_second;
-            Err(SignedDuration::from_secs_f64(wait))
-        }
+        };
+        let answer = bucket.take(now, per_second, burst);
+        buckets.insert(key.to_string(), bucket);
+        answer
     }
 
     /// How many keys are tracked.

@@ -745,19 +745,22 @@ impl Matcher {
         // Whole-message rules come first and are final.
         if let Some(&id) = self.exact.get(n.plain.as_str()) {
             let intent = &self.intents[id as usize];
-            explain.exact = Some(n.plain.clone());
-            explain.scores.push(Score {
-                intent: intent.name.clone(),
-                confidence: 1.0,
-                strength: STRONG,
-                coverage: 1.0,
-            });
+            if explaining {
+                explain.exact = Some(n.plain.clone());
+                explain.scores.push(Score {
+                    intent: intent.name.clone(),
+                    confidence: 1.0,
+                    strength: STRONG,
+                    coverage: 1.0,
+                });
+            }
+            let (language, language_known) = guess_language(&n, None);
             return Classification {
                 text: message.to_string(),
                 intent: intent.name.clone(),
                 confidence: 1.0,
-                language: guess_language(&n, None).0,
-                language_known: guess_language(&n, None).1,
+                language,
+                language_known,
                 action: intent.action,
                 entities: Vec::new(),
                 ambiguous_with: None,
@@ -786,11 +789,13 @@ impl Matcher {
                         ev.strength = ev.strength.max(STRONG);
                         ev.ranges.push(range.clone());
                         ev.langs[*lang as usize] += 1;
-                        described.push(format!(
-                            "{}: phrase ({})",
-                            self.intents[*intent as usize].name,
-                            lang.code()
-                        ));
+                        if explaining {
+                            described.push(format!(
+                                "{}: phrase ({})",
+                                self.intents[*intent as usize].name,
+                                lang.code()
+                            ));
+                        }
                     }
                     Claim::Any { intent } => {
                         let ev = &mut evidence[*intent as usize];
@@ -805,10 +810,12 @@ impl Matcher {
                         let ev = &mut evidence[*intent as usize];
                         ev.all_hits |= 1 << bit;
                         ev.all_ranges.push(range.clone());
-                        described.push(format!(
-                            "{}: keyword (all of)",
-                            self.intents[*intent as usize].name
-                        ));
+                        if explaining {
+                            described.push(format!(
+                                "{}: keyword (all of)",
+                                self.intents[*intent as usize].name
+                            ));
+                        }
                     }
                     Claim::Entity { kind, value } => {
                         for t in range.clone() {
@@ -844,12 +851,14 @@ impl Matcher {
                     described.push(format!("{}={value} (inside)", self.kinds[*kind as usize]));
                 }
             }
-            explain.phrases.push(PhraseHit {
-                text: self.pattern_texts[m.pattern().as_usize()]
-                    .trim()
-                    .replace("  ", " "),
-                claims: described,
-            });
+            if explaining {
+                explain.phrases.push(PhraseHit {
+                    text: self.pattern_texts[m.pattern().as_usize()]
+                        .trim()
+                        .replace("  ", " "),
+                    claims: described,
+                });
+            }
         }
 
         // Regular expressions.
@@ -891,10 +900,12 @@ impl Matcher {
                         }
                     }
                 }
-                explain.patterns.push((
-                    self.intents[pattern.intent as usize].name.to_string(),
-                    pattern.source.to_string(),
-                ));
+                if explaining {
+                    explain.patterns.push((
+                        self.intents[pattern.intent as usize].name.to_string(),
+                        pattern.source.to_string(),
+                    ));
+                }
             }
         }
 

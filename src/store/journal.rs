@@ -1,5 +1,6 @@
 //! Journals: append-only files for the records written once and read rarely (transcript turns,
-//! processed messages), so they stay out of sled.
+//! processed messages, the intent log; SMS attendees' records through [`super::logmap`]), so
+//! they stay out of sled.
 //!
 //! Why. Every inbound message writes a transcript turn and an idempotency record that are never
 //! changed afterwards. In sled each was an insert into a B-tree with random keys: a node copy, a
@@ -216,6 +217,32 @@ impl Journal {
         let mut bytes = vec![0; len];
         read_exact_at(&file, &mut bytes, at)?;
         Ok(bytes)
+    }
+
+    /// Shows `visit` every whole record of segment `number` (nothing if it is gone). Reads the
+    /// whole segment: for scans, not lookups.
+    pub(super) fn visit(
+        &self,
+        number: u32,
+        mut visit: impl FnMut(&Record<'_>),
+    ) -> std::io::Result<()> {
+        let bytes = self.read_raw(number, 0, usize::MAX)?;
+        for record in &wal::records(&bytes).0 {
+            visit(record);
+        }
+        Ok(())
+    }
+
+    /// The head segment's number.
+    pub(super) fn head_segment(&self) -> u32 {
+        self.head().segment
+    }
+
+    /// Seals the head now and starts the next segment, so the head's records can be retired
+    /// with it (journals whose records expire by age, and may stop growing).
+    pub(super) fn rotate(&self) -> std::io::Result<()> {
+        let mut head = self.head();
+        self.seal(&mut head)
     }
 
     /// The highest batch number the journal holds (0: none).

@@ -271,6 +271,11 @@ impl LogMap {
         out
     }
 
+    /// The highest batch number the journal holds.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.journal.last_seq()
+    }
+
     /// Syncs the journal, then retires the segments cleaned before the sync began.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let cleaned = lock(&self.cleaner).cleaned.clone();

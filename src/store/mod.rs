@@ -113,7 +113,9 @@ trait Versioned: Serialize + DeserializeOwned {
     const WHAT: &'static str;
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = vec![Self::VERSION];
+        // Most records are a few hundred bytes: one allocation instead of a series of growths.
+        let mut bytes = Vec::with_capacity(256);
+        bytes.push(Self::VERSION);
         serde_json::to_writer(&mut bytes, self).map_err(|err| StoreError::Encode {
             what: Self::WHAT,
             message: err.to_string(),
@@ -324,7 +326,8 @@ impl TurnEntries {
             what: TranscriptEntry::WHAT,
             message: format!("{} entries under one key", entries.len()),
         })?;
-        let mut bytes = vec![Self::VERSION, count];
+        let mut bytes = Vec::with_capacity(512);
+        bytes.extend([Self::VERSION, count]);
         serde_json::to_writer(&mut bytes, entries).map_err(|err| StoreError::Encode {
             what: TranscriptEntry::WHAT,
             message: err.to_string(),
@@ -1168,11 +1171,14 @@ impl Store {
         let mut hits: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         let mut unmatched: std::collections::HashMap<String, Unmatched> =
             std::collections::HashMap::new();
-        for entry in self.intent_log.range(intent_log_key(since, 0)..) {
-            let (key, bytes) = entry?;
-            let micros = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+        let mut count = |key: &[u8], bytes: &[u8]| -> Result<(), StoreError> {
+            let micros = u64::from_be_bytes(
+                key.get(..8)
+                    .and_then(|k| k.try_into().ok())
+                    .unwrap_or([0; 8]),
+            );
             let at = Timestamp::from_microsecond(micros as i64).unwrap_or(since);
-            for event in IntentEvents::decode_any(&bytes)? {
+            for event in IntentEvents::decode_any(bytes)? {
                 report.messages += 1;
                 *hits.entry(event.intent).or_default() += 1;
                 if let Some(text) = event.unmatched {
@@ -1194,6 +1200,21 @@ impl Store {
                     }
                 }
             }
+            Ok(())
+        };
+        // The journal's entries, then sled's from before it (the order does not matter).
+        let mut failed = Ok(());
+        self.records
+            .intent_log(since, |key, value| {
+                if failed.is_ok() {
+                    failed = count(key, value);
+                }
+            })
+            .map_err(journal_error)?;
+        failed?;
+        for entry in self.intent_log.range(intent_log_key(since, 0)..) {
+            let (key, bytes) = entry?;
+            count(&key, &bytes)?;
         }
         report.hits = hits.into_iter().collect();
         report
@@ -1250,7 +1271,11 @@ impl Store {
     /// Forgets intent log entries before `before`; returns how many entries (one holds the
     /// messages of one batch of turns).
     pub fn expire_intent_log(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let mut removed = 0;
+        let mut removed = self
+            .records
+            .expire_intent_log(before)
+            .map_err(journal_error)?;
+        // Entries from before the journal.
         for entry in self.intent_log.range(..intent_log_key(before, 0)) {
             let (key, _) = entry?;
             self.intent_log.remove(key)?;
@@ -1585,7 +1610,14 @@ mod tests {
             vec![("greeting".to_string(), 200), ("fallback".to_string(), 1)]
         );
         assert_eq!(report.unmatched[0].text, "purple elephant");
-        assert!(store.intent_log.len() < 201, "one entry per batch");
+        // The batches' entries are journaled, one per batch; sled holds only the old entry.
+        assert_eq!(store.intent_log.len(), 1);
+        let mut journaled = 0;
+        store
+            .records
+            .intent_log(Timestamp::UNIX_EPOCH, |_, _| journaled += 1)
+            .unwrap();
+        assert!((1..200).contains(&journaled), "{journaled} entries");
     }
 
     /// A data dir the store creates, and its log, are its owner's alone.
@@ -1671,6 +1703,48 @@ mod tests {
         store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
         drop(store);
         assert_eq!(applied(dir.path()), seq + 2);
+    }
+
+    /// A plain SMS message's batch writes journals only, and sled not even its number: the writer
+    /// goes on from the highest number a journal holds, so no later batch is taken for one the
+    /// journals hold already (and skipped by them).
+    #[tokio::test]
+    async fn the_writer_goes_on_after_the_journals_last_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let attendee = "sms:+15550001";
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let before = store.meta.get(writer::APPLIED_KEY).unwrap();
+            store.commit_turn(turn(attendee, "SM1"), now).await.unwrap();
+            assert_eq!(
+                store.meta.get(writer::APPLIED_KEY).unwrap(),
+                before,
+                "nothing of the batch went to sled"
+            );
+        }
+        let seq = applied(dir.path());
+        {
+            // A batch the journals hold beyond sled's mark and the log.
+            let records = records::Records::open(dir.path()).unwrap();
+            let mut key = transcript_prefix(attendee);
+            key.extend_from_slice(&(u64::MAX - 1).to_be_bytes());
+            let entry = turn(attendee, "SM2").inbound.encode().unwrap();
+            records
+                .append(seq + 5, vec![Op::insert(Logged::Transcript, key, entry)])
+                .unwrap();
+            records.sync().unwrap();
+        }
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            store.commit_turn(turn(attendee, "SM3"), now).await.unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        // SM1's message and reply, SM2's message, SM3's message and reply.
+        assert_eq!(store.transcript_len(attendee).unwrap(), 5);
+        assert!(store.processed("SM3").unwrap().is_some());
+        drop(store);
+        assert_eq!(applied(dir.path()), seq + 6);
     }
 
     /// A transcript key of `attendee` with entry id `id`.

@@ -1,13 +1,14 @@
 //! The records every message writes, kept in journals ([`super::journal`]) with an index in
 //! memory, instead of in sled: transcript turns (folder `transcripts/`), processed messages'
-//! idempotency records (folder `processed/`) and SMS attendees' records (folder `attendees/`, a
-//! [`LogMap`]: the latest record of each attendee in memory).
+//! idempotency records (folder `processed/`), SMS attendees' records (folder `attendees/`, a
+//! [`LogMap`]: the latest record of each attendee in memory) and the intent log (folder
+//! `intent_log/`, one entry per batch of turns, read by time range).
 //!
 //! The writer hands every logged batch's writes to those trees ([`Logged::Transcript`],
-//! [`Logged::Idempotency`], [`Logged::Attendees`] for SMS attendees) to [`Records::append`]
-//! instead of sled, right after the batch is in
-//! the write-ahead log; everything else still goes to sled. The tree numbers of the log keep their
-//! meaning, so a log written before journals existed replays into them.
+//! [`Logged::Idempotency`], [`Logged::Attendees`] for SMS attendees, [`Logged::IntentLog`]) to
+//! [`Records::append`] instead of sled, right after the batch is in the write-ahead log;
+//! everything else still goes to sled. The tree numbers of the log keep their meaning, so a log
+//! written before journals existed replays into them.
 //!
 //! What sled still holds, read beside the journals:
 //! - Transcript entries written in sled transactions (reminders, announcements, schedule-change
@@ -17,6 +18,7 @@
 //! - Idempotency records from before journals existed, until they expire.
 //! - SMS attendees' records from before journals existed, read until the attendee writes again
 //!   (the store fills the map with them when it opens, never over a journaled one).
+//! - Intent log entries from before journals existed, until they expire.
 //!
 //! Invariants:
 //! - The indexes change only after the journal holds the write, in the writer's thread, before
@@ -25,9 +27,14 @@
 //!   record read back is compared by its key.
 //! - Idempotency records are appended in batch order and expire by age, so the oldest segment
 //!   of `processed/` is retired once none of its records is live. Transcript segments are kept.
+//! - An intent log entry older than the last expiry's limit is never read, and is gone from disk
+//!   within [`INTENT_LOG_SEGMENT_SPAN`] of it: the head segment of `intent_log/` is sealed once
+//!   its entries span that long (or all are expired), and a sealed segment is retired once its
+//!   newest entry is expired.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use jiff::Timestamp;
@@ -47,10 +54,15 @@ pub(super) fn holds_attendee(key: &[u8]) -> bool {
     key.starts_with(HELD_ATTENDEES)
 }
 
+/// How long the entries of one intent log segment may span before it is sealed: entries are
+/// gone from disk at most this long after they expire.
+pub(super) const INTENT_LOG_SEGMENT_SPAN: jiff::SignedDuration =
+    jiff::SignedDuration::from_hours(24);
+
 /// Whether this write goes to a journal (else to sled).
 pub(super) fn journaled(tree: Logged, key: &[u8]) -> bool {
     match tree {
-        Logged::Transcript | Logged::Idempotency => true,
+        Logged::Transcript | Logged::Idempotency | Logged::IntentLog => true,
         Logged::Attendees => holds_attendee(key),
         _ => false,
     }
@@ -93,6 +105,42 @@ fn processed_at(value: &[u8]) -> Option<i64> {
         .map(|a| a.at.as_microsecond())
 }
 
+/// When an intent log entry was written, from its key (`super::intent_log_key`: microseconds
+/// since the epoch, big-endian, then an id).
+fn intent_log_at(key: &[u8]) -> Option<i64> {
+    let micros = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+    i64::try_from(micros).ok()
+}
+
+/// The entries of one intent log segment: how many, the earliest and the latest (µs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    entries: usize,
+    first: i64,
+    last: i64,
+}
+
+impl Span {
+    fn note(spans: &mut BTreeMap<u32, Span>, segment: u32, key: &[u8]) {
+        let Some(at) = intent_log_at(key) else {
+            tracing::warn!("a journaled intent log key has no time; it is not indexed");
+            return;
+        };
+        spans
+            .entry(segment)
+            .and_modify(|span| {
+                span.entries += 1;
+                span.first = span.first.min(at);
+                span.last = span.last.max(at);
+            })
+            .or_insert(Span {
+                entries: 1,
+                first: at,
+                last: at,
+            });
+    }
+}
+
 type Shard<K, V> = RwLock<HashMap<K, V, Hasher>>;
 
 /// Both journals and their indexes: see the module doc.
@@ -108,6 +156,11 @@ pub(super) struct Records {
     slots: Vec<Shard<u64, Vec<Slot>>>,
     /// Live idempotency records per segment of `processed/`.
     live: Mutex<BTreeMap<u32, usize>>,
+    intent_log: Journal,
+    /// The entries of each segment of `intent_log/` that has any.
+    intent_spans: Mutex<BTreeMap<u32, Span>>,
+    /// Intent log entries before this (µs) are expired: never read, whatever their segment.
+    intent_expired: AtomicI64,
     /// A temporary store's folder, removed with it.
     temporary: Option<PathBuf>,
 }
@@ -130,6 +183,12 @@ impl Records {
             });
         })?;
         let attendees = LogMap::open(&dir.join("attendees"), Logged::Attendees)?;
+        let mut spans = BTreeMap::new();
+        let intent_log = Journal::open(&dir.join("intent_log"), |segment, record| {
+            inserts(record, segment, |key, _, _| {
+                Span::note(&mut spans, segment, key);
+            });
+        })?;
         Ok(Records {
             transcripts,
             processed,
@@ -137,6 +196,9 @@ impl Records {
             turns,
             slots,
             live,
+            intent_log,
+            intent_spans: Mutex::new(spans),
+            intent_expired: AtomicI64::new(i64::MIN),
             temporary: None,
         })
     }
@@ -159,20 +221,25 @@ impl Records {
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "transcript, idempotency and SMS attendee records are never removed one by one",
+                "transcript, idempotency, SMS attendee and intent log records are never removed one by one",
             ));
         }
         let (mut transcript, mut processed, mut attendees) = (Vec::new(), Vec::new(), Vec::new());
+        let mut intents = Vec::new();
         let mut rest = Vec::with_capacity(ops.len());
         for op in ops {
             match op.tree {
                 _ if !journaled(op.tree, &op.key) => rest.push(op),
                 Logged::Transcript => transcript.push(op),
                 Logged::Idempotency => processed.push(op),
+                Logged::IntentLog => intents.push(op),
                 _ => attendees.push(op),
             }
         }
         self.attendees.append(seq, attendees)?;
+        if !intents.is_empty() && seq > self.intent_log.last_seq() {
+            self.append_intents(seq, &intents)?;
+        }
         if !transcript.is_empty() && seq > self.transcripts.last_seq() {
             let locs = self.transcripts.append(seq, &transcript)?;
             for (op, loc) in transcript.iter().zip(locs) {
@@ -191,10 +258,87 @@ impl Records {
         Ok(rest)
     }
 
+    /// Journals intent log entries, sealing the head segment first once its entries span
+    /// [`INTENT_LOG_SEGMENT_SPAN`].
+    fn append_intents(&self, seq: u64, entries: &[Op]) -> std::io::Result<()> {
+        let mut spans = lock(&self.intent_spans);
+        let head = self.intent_log.head_segment();
+        let newest = entries.iter().filter_map(|op| intent_log_at(&op.key)).max();
+        if let (Some(span), Some(newest)) = (spans.get(&head), newest)
+            && newest.saturating_sub(span.first) >= INTENT_LOG_SEGMENT_SPAN.as_micros() as i64
+        {
+            self.intent_log.rotate()?;
+        }
+        let locs = self.intent_log.append(seq, entries)?;
+        for (op, loc) in entries.iter().zip(locs) {
+            Span::note(&mut spans, loc.segment, &op.key);
+        }
+        Ok(())
+    }
+
+    /// Shows `visit` every journaled intent log entry (key, value) written at `since` or later,
+    /// and not expired, oldest segment first.
+    pub(super) fn intent_log(
+        &self,
+        since: Timestamp,
+        mut visit: impl FnMut(&[u8], &[u8]),
+    ) -> std::io::Result<()> {
+        let since = since
+            .as_microsecond()
+            .max(self.intent_expired.load(Ordering::Relaxed));
+        let segments: Vec<u32> = lock(&self.intent_spans)
+            .iter()
+            .filter(|(_, span)| span.last >= since)
+            .map(|(&segment, _)| segment)
+            .collect();
+        for segment in segments {
+            self.intent_log.visit(segment, |record| {
+                inserts(record, segment, |key, value, _| {
+                    if intent_log_at(key).is_some_and(|at| at >= since) {
+                        visit(key, value);
+                    }
+                });
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Expires the intent log entries written before `before`: from now on they are not read,
+    /// and the segments holding only such entries are retired (the head is sealed first when all
+    /// of its entries are expired). Returns how many entries went with their segments.
+    pub(super) fn expire_intent_log(&self, before: Timestamp) -> std::io::Result<usize> {
+        let before = before.as_microsecond();
+        self.intent_expired.fetch_max(before, Ordering::Relaxed);
+        let mut spans = lock(&self.intent_spans);
+        let head = self.intent_log.head_segment();
+        if spans.get(&head).is_some_and(|span| span.last < before) {
+            self.intent_log.rotate()?;
+        }
+        let mut forgotten = 0;
+        while let Some(oldest) = self.intent_log.oldest_sealed() {
+            if spans.get(&oldest).is_some_and(|span| span.last >= before) {
+                break;
+            }
+            self.intent_log.retire_oldest()?;
+            forgotten += spans.remove(&oldest).map_or(0, |span| span.entries);
+        }
+        Ok(forgotten)
+    }
+
+    /// The highest batch number any journal holds.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.transcripts
+            .last_seq()
+            .max(self.processed.last_seq())
+            .max(self.intent_log.last_seq())
+            .max(self.attendees.last_seq())
+    }
+
     /// Syncs the journals: after this, the write-ahead log may start over.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         self.transcripts.sync()?;
         self.processed.sync()?;
+        self.intent_log.sync()?;
         self.attendees.sync()
     }
 
@@ -278,7 +422,10 @@ impl Records {
 
     /// Bytes the journals take on disk.
     pub(super) fn size(&self) -> u64 {
-        self.transcripts.bytes() + self.processed.bytes() + self.attendees.bytes()
+        self.transcripts.bytes()
+            + self.processed.bytes()
+            + self.intent_log.bytes()
+            + self.attendees.bytes()
     }
 }
 
@@ -393,6 +540,84 @@ mod tests {
             .unwrap();
         assert_eq!(rest, [Op::remove(Logged::OptOuts, "+1555")]);
         assert_eq!(records.processed_len(), 0);
+    }
+
+    #[test]
+    fn intent_log_entries_expire_and_their_segments_are_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Timestamp::from_second(1_800_000_000).unwrap();
+        let hours = |h: i64| t0 + jiff::SignedDuration::from_hours(h);
+        let entry = |at: Timestamp, id: u64| {
+            Op::insert(
+                Logged::IntentLog,
+                crate::store::intent_log_key(at, id).to_vec(),
+                format!("entry {id}").into_bytes(),
+            )
+        };
+        let seen = |records: &Records, since: Timestamp| {
+            let mut values = Vec::new();
+            records
+                .intent_log(since, |_, value| {
+                    values.push(String::from_utf8(value.to_vec()).unwrap());
+                })
+                .unwrap();
+            values
+        };
+        let segments = || {
+            std::fs::read_dir(dir.path().join("intent_log"))
+                .unwrap()
+                .count()
+        };
+        let records = Records::open(dir.path()).unwrap();
+        let rest = records.append(1, vec![entry(t0, 1)]).unwrap();
+        assert!(rest.is_empty(), "intent log entries are journaled");
+        records.append(2, vec![entry(hours(1), 2)]).unwrap();
+        assert_eq!(segments(), 1);
+        // An entry a day after the head's first one goes to a new segment.
+        records.append(3, vec![entry(hours(25), 3)]).unwrap();
+        assert_eq!(segments(), 2);
+        assert_eq!(seen(&records, t0), ["entry 1", "entry 2", "entry 3"]);
+        assert_eq!(seen(&records, hours(1)), ["entry 2", "entry 3"]);
+
+        // Expired entries are not read, even while their segment holds newer ones.
+        assert_eq!(
+            records
+                .expire_intent_log(hours(0) + jiff::SignedDuration::from_mins(30))
+                .unwrap(),
+            0
+        );
+        assert_eq!(seen(&records, t0), ["entry 2", "entry 3"]);
+        assert_eq!(segments(), 2);
+        // A segment whose newest entry is expired is retired.
+        assert_eq!(records.expire_intent_log(hours(2)).unwrap(), 2);
+        assert_eq!(segments(), 1);
+        assert_eq!(seen(&records, t0), ["entry 3"]);
+        // When every entry of the head is expired, the head is sealed and retired too.
+        assert_eq!(records.expire_intent_log(hours(26)).unwrap(), 1);
+        assert_eq!(segments(), 1, "a new, empty head");
+        assert!(seen(&records, t0).is_empty());
+        assert_eq!(records.expire_intent_log(hours(27)).unwrap(), 0);
+        assert_eq!(segments(), 1, "an empty head is not sealed again");
+        records.sync().unwrap();
+        drop(records);
+
+        let records = Records::open(dir.path()).unwrap();
+        assert!(seen(&records, t0).is_empty());
+        // A replayed batch the journal held is skipped; the next one is journaled.
+        records.append(3, vec![entry(hours(25), 3)]).unwrap();
+        records.append(4, vec![entry(hours(28), 4)]).unwrap();
+        assert_eq!(seen(&records, t0), ["entry 4"]);
+        // A removal is refused, like the other journals'.
+        let err = records
+            .append(
+                5,
+                vec![Op::remove(
+                    Logged::IntentLog,
+                    crate::store::intent_log_key(hours(28), 4).to_vec(),
+                )],
+            )
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
 
     #[test]
