@@ -429,4 +429,25 @@ fn estimates_and_statistics() {
     assert_eq!(position(1), None, "a completed task is not waiting");
     let wait = |id| board.standing(&routing, id, at).and_then(|e| e.minutes);
     assert!(wait(6) > wait(5), "{:?} {:?}", wait(6), wait(5));
+
+    // The handling time is the last hour's: three tasks ahead, two experts, 6 minutes each
+    // while task 1's completion (10:06:20) is within the hour, the default 5 minutes after.
+    let minutes = |board: &Board, at| board.estimate(&routing, Some("video"), "en", t(at)).minutes;
+    assert_eq!(minutes(&board, "11:06:00"), Some(12));
+    assert_eq!(minutes(&board, "11:07:00"), Some(10));
+    // Waits until accepted count for 15 minutes.
+    let average = |board: &Board, at| board.stats(&routing, t(at)).average_wait_seconds_15m;
+    assert_eq!(average(&board, "10:15:00"), Some(30.0));
+    assert_eq!(average(&board, "10:15:30"), Some(40.0));
+    assert_eq!(average(&board, "10:16:00"), None);
+    // A board restored from its tasks says the same.
+    let restored = Board::restore(
+        board.experts().to_vec(),
+        board.tasks().cloned().collect(),
+        &routing,
+    );
+    assert_eq!(minutes(&restored, "11:06:00"), Some(12));
+    assert_eq!(minutes(&restored, "11:07:00"), Some(10));
+    assert_eq!(average(&restored, "10:15:00"), Some(30.0));
+    assert_eq!(average(&restored, "10:15:30"), Some(40.0));
 }

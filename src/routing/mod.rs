@@ -17,7 +17,9 @@
 //!
 //! Indexes keep every decision cheap with thousands of tasks: pending tasks are bucketed by what
 //! decides their eligibility (target, skill, language) and ordered within a bucket; deadlines are
-//! ordered sets. A pass of [`Board::decide`] looks at each bucket's head, not at every task.
+//! ordered sets. A pass of [`Board::decide`] looks at each bucket's head, not at every task; the
+//! recent acceptances and completions behind the wait estimates are ordered by time, so an
+//! estimate reads the last hour's, not every task kept.
 
 pub mod config;
 pub mod expr;
@@ -221,6 +223,10 @@ pub struct Board {
     escalations: BTreeSet<(Timestamp, u64)>,
     reservations: BTreeSet<(Timestamp, u64)>,
     expiries: BTreeSet<(Timestamp, u64)>,
+    /// Tasks by when they were accepted.
+    accepted: BTreeSet<(Timestamp, u64)>,
+    /// Accepted tasks by when they were completed.
+    completed: BTreeSet<(Timestamp, u64)>,
 }
 
 /// An expert and a task seen through the expression's eyes.
@@ -624,6 +630,7 @@ impl Board {
         if let Some(e) = t.expires {
             self.expiries.remove(&(e, task));
         }
+        self.accepted.insert((now, task));
         Ok(())
     }
 
@@ -660,6 +667,9 @@ impl Board {
         }
         t.status = TaskStatus::Completed;
         t.completed_at = Some(now);
+        if t.assigned_at.is_some() {
+            self.completed.insert((now, task));
+        }
         let &i = self
             .expert_pos
             .get(expert)
@@ -732,6 +742,12 @@ impl Board {
                 .or_else(|| task.expert.clone());
             let reservation = task.reservation.as_ref().map(|r| r.deadline);
             let expires = task.expires;
+            if let Some(accepted) = task.assigned_at {
+                board.accepted.insert((accepted, id));
+                if let Some(completed) = task.completed_at {
+                    board.completed.insert((completed, id));
+                }
+            }
             board.tasks.insert(id, task);
             match status {
                 TaskStatus::Pending => board.index_pending(id, routing),
@@ -858,10 +874,11 @@ impl Board {
     fn recent_handling_time(&self, now: Timestamp) -> Option<SignedDuration> {
         let since = now.checked_sub(SignedDuration::from_hours(1)).ok()?;
         let times: Vec<f64> = self
-            .tasks
-            .values()
+            .completed
+            .range((since, 0)..)
+            .filter_map(|(_, id)| self.tasks.get(id))
             .filter_map(|t| match (t.assigned_at, t.completed_at) {
-                (Some(a), Some(c)) if c >= since => Some(c.duration_since(a).as_secs_f64()),
+                (Some(a), Some(c)) => Some(c.duration_since(a).as_secs_f64()),
                 _ => None,
             })
             .collect();
@@ -917,12 +934,11 @@ impl Board {
             .checked_sub(SignedDuration::from_mins(15))
             .unwrap_or(Timestamp::MIN);
         let waits: Vec<f64> = self
-            .tasks
-            .values()
-            .filter_map(|t| {
-                t.assigned_at
-                    .filter(|a| *a >= since)
-                    .map(|a| a.duration_since(t.created).as_secs_f64())
+            .accepted
+            .range((since, 0)..)
+            .filter_map(|&(accepted, id)| {
+                let t = self.tasks.get(&id)?;
+                Some(accepted.duration_since(t.created).as_secs_f64())
             })
             .collect();
         Stats {

@@ -65,7 +65,16 @@ fn gsm_units(c: char) -> Option<usize> {
 
 /// Counts the segments of `text`.
 pub fn count(text: &str) -> Count {
-    let gsm: Option<usize> = text.chars().map(gsm_units).sum();
+    // Most replies are ASCII: a table lookup per byte, no decoding.
+    let gsm: Option<usize> = if text.is_ascii() {
+        text.bytes()
+            .try_fold(0, |units, b| match GSM_ASCII[usize::from(b)] {
+                0 => None,
+                n => Some(units + usize::from(n)),
+            })
+    } else {
+        text.chars().map(gsm_units).sum()
+    };
     let (encoding, units, single, multi) = match gsm {
         Some(units) => (Encoding::Gsm7, units, 160, 153),
         None => (Encoding::Ucs2, text.encode_utf16().count(), 70, 67),
