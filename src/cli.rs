@@ -929,6 +929,9 @@ fn print_sessions(
 }
 
 /// Connects to the service and asks `/healthz`. Exits 1 if it does not answer 200 within 3 s.
+/// How many rounds `load` measures concierge and the baseline in, alternating.
+const LOAD_ROUNDS: u32 = 5;
+
 /// `load`: see [`crate::load`].
 async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     use crate::load;
@@ -978,29 +981,41 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     };
     load::wait_healthy(&base, Duration::from_secs(30)).await?;
     let pid = guard.as_ref().map(|g| g.0.id());
-    let measured = load::drive_measured(&target, &plan, pid).await?;
+    let (measured, baseline) = if args.no_baseline {
+        (load::drive_measured(&target, &plan, pid).await?, None)
+    } else {
+        // Both servers run side by side (the one not driven is idle), measured in alternating
+        // rounds so the machine's drifts in speed fall on both.
+        let (baseline_guard, baseline_base) = load::spawn_baseline()?;
+        load::wait_healthy(&baseline_base, Duration::from_secs(30)).await?;
+        let baseline_target = load::Target {
+            url: format!("{baseline_base}/sms"),
+            ..target.clone()
+        };
+        let baseline_pid = Some(baseline_guard.0.id());
+        let (measured, baseline) = load::drive_alternating(
+            (&target, pid),
+            (&baseline_target, baseline_pid),
+            &plan,
+            LOAD_ROUNDS,
+        )
+        .await?;
+        (measured, Some(baseline))
+    };
+    drop(guard);
     let report = &measured.report;
     println!("{}", report.describe("concierge"));
     println!("{}", measured.describe_cpu());
     for e in &report.error_samples {
         println!("  error: {e}");
     }
-    drop(guard);
-    if !args.no_baseline {
-        let (guard, base) = load::spawn_baseline()?;
-        load::wait_healthy(&base, Duration::from_secs(30)).await?;
-        let baseline_target = load::Target {
-            url: format!("{base}/sms"),
-            ..target.clone()
-        };
-        let pid = guard.0.id();
-        let baseline = load::drive_measured(&baseline_target, &plan, Some(pid)).await?;
-        drop(guard);
+    if let Some(baseline) = baseline {
         println!("{}", baseline.report.describe("baseline"));
         println!("{}", baseline.describe_cpu());
         println!(
-            "ratio: concierge / baseline throughput = {:.3}",
-            report.throughput() / baseline.report.throughput()
+            "ratio: concierge / baseline throughput = {:.3} ({LOAD_ROUNDS} alternating rounds of {:.1} s each)",
+            report.throughput() / baseline.report.throughput(),
+            plan.duration.as_secs_f64() / f64::from(LOAD_ROUNDS),
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);

@@ -68,6 +68,20 @@ impl Report {
         self.latency.value_at_quantile(q) as f64 / 1000.0
     }
 
+    /// Adds another run's requests to this one (runs measured in rounds).
+    pub fn merge(&mut self, other: Report) -> Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        for sample in other.error_samples {
+            if self.error_samples.len() < 5 {
+                self.error_samples.push(sample);
+            }
+        }
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency)?;
+        Ok(())
+    }
+
     pub fn describe(&self, name: &str) -> String {
         format!(
             "{name:<10} {:>9.0} req/s  p50 {:>7.2} ms  p90 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  ok {}  errors {}",
@@ -159,7 +173,8 @@ fn splitmix(mut x: u64) -> u64 {
 
 /// The form and signature of request `n`.
 fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<String>) {
-    let number = format!("+1555{:07}", splitmix(n ^ 0x5eed) % plan.numbers.max(1));
+    // Senders are drawn afresh in each run (a run of rounds would repeat them otherwise).
+    let number = format!("+1555{:07}", splitmix(n ^ run) % plan.numbers.max(1));
     let params = vec![
         ("AccountSid".to_string(), target.account.clone()),
         ("Body".to_string(), pick(n).to_string()),
@@ -368,19 +383,41 @@ impl Endpoint {
     }
 }
 
-/// A run, and what it cost in CPU per answered request.
+/// A run, and the CPU it cost.
 #[derive(Debug)]
 pub struct Measured {
     pub report: Report,
-    /// Microseconds of the service's CPU per request (when its process is known).
-    pub service_cpu: Option<f64>,
-    /// Microseconds of this process's CPU per request: the load generator's cost.
-    pub client_cpu: Option<f64>,
+    /// The service's CPU time during the measured part (when its process is known).
+    pub service_used: Option<Duration>,
+    /// This process's CPU time during the measured part: the load generator's cost.
+    pub client_used: Option<Duration>,
 }
 
 impl Measured {
+    /// Microseconds of the service's CPU per answered request.
+    pub fn service_cpu(&self) -> Option<f64> {
+        self.per_request(self.service_used)
+    }
+
+    /// Microseconds of the load generator's CPU per answered request.
+    pub fn client_cpu(&self) -> Option<f64> {
+        self.per_request(self.client_used)
+    }
+
+    fn per_request(&self, used: Option<Duration>) -> Option<f64> {
+        Some(used?.as_secs_f64() * 1e6 / self.report.ok.max(1) as f64)
+    }
+
+    /// Adds another round of the same target.
+    pub fn merge(&mut self, other: Measured) -> Result<()> {
+        let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
+        self.service_used = add(self.service_used, other.service_used);
+        self.client_used = add(self.client_used, other.client_used);
+        self.report.merge(other.report)
+    }
+
     pub fn describe_cpu(&self) -> String {
-        match (self.service_cpu, self.client_cpu) {
+        match (self.service_cpu(), self.client_cpu()) {
             (Some(service), Some(client)) => format!(
                 "           CPU per request: service {service:.0} µs, load generator {client:.0} µs"
             ),
@@ -402,15 +439,46 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let report = drive(target, plan).await?;
     let after = (pid.and_then(cpu_time), cpu_time(0));
     let before = before.await?;
-    let per_request = |before: Option<Duration>, after: Option<Duration>| {
-        let used = after?.checked_sub(before?)?;
-        Some(used.as_secs_f64() * 1e6 / report.ok.max(1) as f64)
-    };
+    let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
     Ok(Measured {
-        service_cpu: per_request(before.0, after.0),
-        client_cpu: per_request(before.1, after.1),
+        service_used: used(before.0, after.0),
+        client_used: used(before.1, after.1),
         report,
     })
+}
+
+/// Measures two targets in alternating rounds (`a`, `b`, `a`, `b`, ...), `rounds` of each,
+/// splitting the plan's duration between a target's rounds: whatever the machine's speed does
+/// over the run (a VM's drifts by tens of percent within minutes) it does to both. Each target
+/// is warmed up first for the plan's warm-up.
+pub async fn drive_alternating(
+    a: (&Target, Option<u32>),
+    b: (&Target, Option<u32>),
+    plan: &Plan,
+    rounds: u32,
+) -> Result<(Measured, Measured)> {
+    let rounds = rounds.max(1);
+    let warmup = Plan {
+        duration: plan.warmup,
+        warmup: Duration::ZERO,
+        ..plan.clone()
+    };
+    let round = Plan {
+        duration: plan.duration / rounds,
+        warmup: Duration::ZERO,
+        ..plan.clone()
+    };
+    if !plan.warmup.is_zero() {
+        drive(a.0, &warmup).await?;
+        drive(b.0, &warmup).await?;
+    }
+    let mut first = drive_measured(a.0, &round, a.1).await?;
+    let mut second = drive_measured(b.0, &round, b.1).await?;
+    for _ in 1..rounds {
+        first.merge(drive_measured(a.0, &round, a.1).await?)?;
+        second.merge(drive_measured(b.0, &round, b.1).await?)?;
+    }
+    Ok((first, second))
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat` (Linux only;
