@@ -109,12 +109,19 @@ pub struct LoadArgs {
     /// Skip the baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Threads that answer requests in the servers it starts, concierge and the baseline alike
+    /// (`0`: one per CPU). Default: one fewer than the CPUs, which the load generator shares.
+    #[arg(long)]
+    pub server_workers: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct LoadBaselineArgs {
     #[arg(long)]
     pub bind: std::net::SocketAddr,
+    /// Threads that answer requests (default: one per CPU).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -355,7 +362,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 config.bind = bind;
             }
             config.sms.skip_signature = args.dev_skip_signature;
-            runtime()?.block_on(serve(config))
+            runtime_with(config.workers)?.block_on(serve(config))
         }
         Command::Import(args) => runtime()?.block_on(import_command(config, args)),
         Command::Agenda(cmd) => agenda_command(&config, cmd),
@@ -373,7 +380,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Announce(args) => runtime()?.block_on(announce_command(&config, args)),
         Command::Load(args) => runtime()?.block_on(load_command(args)),
         Command::LoadBaseline(args) => {
-            runtime()?.block_on(crate::load::baseline(args.bind))?;
+            runtime_with(args.workers)?.block_on(crate::load::baseline(args.bind))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::ExpertToken(args) => runtime()?.block_on(async {
@@ -404,7 +411,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// A runtime with `workers` threads (default: one per CPU).
+fn runtime_with(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
@@ -944,8 +960,14 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     };
     let scratch = load::scratch_dir();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The servers get the machine less the load generator's share: one CPU's worth of threads.
+    let workers = match args.server_workers {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => (cpus > 1).then(|| cpus - 1),
+    };
     println!(
-        "load: {} connections, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs",
+        "load: {} connections, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs, servers with {}",
         plan.connections,
         plan.duration.as_secs(),
         plan.warmup.as_secs(),
@@ -953,7 +975,11 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
             .map_or("as fast as they go".to_string(), |r| format!(
                 "{r} req/s in all"
             )),
-        plan.numbers
+        plan.numbers,
+        workers.map_or("a worker thread per CPU".to_string(), |n| format!(
+            "{n} worker thread{}",
+            if n == 1 { "" } else { "s" }
+        )),
     );
     let flush = load::flush_latency(&scratch, 200)?;
     println!(
@@ -975,7 +1001,13 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
             (None, url, target)
         }
         None => {
-            let (guard, base, target) = load::spawn_service(&scratch, &[])?;
+            let workers = workers.map(|n| n.to_string());
+            let env: Vec<(&str, &str)> = workers
+                .as_deref()
+                .map(|n| ("CONCIERGE_WORKERS", n))
+                .into_iter()
+                .collect();
+            let (guard, base, target) = load::spawn_service(&scratch, &env)?;
             (Some(guard), base, target)
         }
     };
@@ -986,7 +1018,7 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     } else {
         // Both servers run side by side (the one not driven is idle), measured in alternating
         // rounds so the machine's drifts in speed fall on both.
-        let (baseline_guard, baseline_base) = load::spawn_baseline()?;
+        let (baseline_guard, baseline_base) = load::spawn_baseline(workers)?;
         load::wait_healthy(&baseline_base, Duration::from_secs(30)).await?;
         let baseline_target = load::Target {
             url: format!("{baseline_base}/sms"),

@@ -61,6 +61,8 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     pub admin_token: Option<Secret>,
     pub sled_cache_bytes: u64,
+    /// Threads that answer requests; `None`: one per CPU.
+    pub workers: Option<usize>,
     pub sms: SmsConfig,
     pub web: WebConfig,
     /// When reminders before saved sessions are sent.
@@ -138,6 +140,7 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     pub admin_token: Option<String>,
     pub sled_cache_mb: Option<u64>,
+    pub workers: Option<usize>,
     pub twilio: Option<RawTwilio>,
     pub sms: Option<RawSms>,
     pub web: Option<RawWeb>,
@@ -210,6 +213,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CONCIERGE_PUBLIC_URL", "public_url"),
     ("CONCIERGE_ADMIN_TOKEN", "admin_token"),
     ("CONCIERGE_SLED_CACHE_MB", "sled_cache_mb"),
+    ("CONCIERGE_WORKERS", "workers"),
     ("CONCIERGE_TWILIO_ACCOUNT_SID", "twilio.account_sid"),
     ("CONCIERGE_TWILIO_AUTH_TOKEN", "twilio.auth_token"),
     ("CONCIERGE_TWILIO_SENDER", "twilio.sender"),
@@ -298,6 +302,11 @@ impl RawConfig {
                     format!("CONCIERGE_SLED_CACHE_MB={value:?} is not a whole number of megabytes")
                 })?)
             }
+            "CONCIERGE_WORKERS" => {
+                self.workers = Some(value.trim().parse().map_err(|_| {
+                    format!("CONCIERGE_WORKERS={value:?} is not a whole number of threads")
+                })?)
+            }
             "CONCIERGE_TWILIO_ACCOUNT_SID" => {
                 self.twilio.get_or_insert_with(twilio).account_sid = Some(value)
             }
@@ -369,6 +378,13 @@ impl RawConfig {
         if !(1..=65_536).contains(&cache_mb) {
             return Err(err(format!(
                 "sled_cache_mb = {cache_mb} is out of range (1 to 65536)"
+            )));
+        }
+        if let Some(workers) = self.workers
+            && !(1..=1024).contains(&workers)
+        {
+            return Err(err(format!(
+                "workers = {workers} is out of range (1 to 1024)"
             )));
         }
         let twilio = match self.twilio {
@@ -468,6 +484,7 @@ impl RawConfig {
             twilio,
             admin_token,
             sled_cache_bytes: cache_mb * 1024 * 1024,
+            workers: self.workers,
             sms: SmsConfig {
                 max_segments,
                 context_idle_minutes,
@@ -589,6 +606,12 @@ mod tests {
             (Some("public_url = \"ftp://x\""), &[], "http or https"),
             (Some("admin_token = \"short\""), &[], "at least 16"),
             (Some("sled_cache_mb = 0"), &[], "out of range"),
+            (Some("workers = 0"), &[], "out of range"),
+            (
+                None,
+                &[("CONCIERGE_WORKERS", "two")],
+                "whole number of threads",
+            ),
             (
                 Some("[web]\ntrusted_proxies = [\"10.0.0.0/40\"]"),
                 &[],

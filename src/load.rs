@@ -593,11 +593,15 @@ pub fn spawn_service(
 }
 
 /// Starts the baseline (`concierge load-baseline`) on a free port.
-pub fn spawn_baseline() -> Result<(ChildGuard, String)> {
+pub fn spawn_baseline(workers: Option<usize>) -> Result<(ChildGuard, String)> {
     let port = free_port()?;
     let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
-        .args(["load-baseline", "--bind", &format!("127.0.0.1:{port}")])
+    let mut command = Command::new(exe);
+    command.args(["load-baseline", "--bind", &format!("127.0.0.1:{port}")]);
+    if let Some(workers) = workers {
+        command.args(["--workers", &workers.to_string()]);
+    }
+    let child = command
         .stdout(Stdio::null())
         .spawn()
         .context("cannot start the baseline server")?;
