@@ -500,6 +500,23 @@ pub struct Unmatched {
     pub last: Timestamp,
 }
 
+/// The stored idempotency record of `key`: the journal's, else one sled holds from before the
+/// journals (until it expires), read only when the count of sled's keys says it may be there.
+fn stored_processed(
+    records: &records::Records,
+    resident: &resident::Resident,
+    idempotency: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if let Some(bytes) = records.processed(key).map_err(journal_error)? {
+        return Ok(Some(bytes));
+    }
+    if !resident.idempotency.may_hold(key) {
+        return Ok(None);
+    }
+    Ok(idempotency.get(key)?.map(|b| b.to_vec()))
+}
+
 /// The intent log key: the time (microseconds, big-endian, so keys sort by time) and a unique id.
 fn intent_log_key(at: Timestamp, id: u64) -> [u8; 16] {
     let mut key = [0u8; 16];
@@ -942,19 +959,14 @@ impl Store {
 
     /// The reply given to a message already processed, if it was.
     pub fn processed(&self, key: &str) -> Result<Option<Processed>, StoreError> {
-        let journaled = self
-            .records
-            .processed(key.as_bytes())
-            .map_err(journal_error)?;
-        // Records from before the journals are in sled until they expire.
-        let stored = match journaled {
-            Some(bytes) => Some(bytes),
-            None if self.resident.idempotency.may_hold(key.as_bytes()) => {
-                self.idempotency.get(key.as_bytes())?.map(|b| b.to_vec())
-            }
-            None => None,
-        };
-        stored.map(|b| Processed::decode(&b)).transpose()
+        stored_processed(
+            &self.records,
+            &self.resident,
+            &self.idempotency,
+            key.as_bytes(),
+        )?
+        .map(|b| Processed::decode(&b))
+        .transpose()
     }
 
     /// The transcript of an attendee, oldest first: the journaled turns and the entries in sled

@@ -565,18 +565,13 @@ impl<'a> Pending<'a> {
             return Ok(value.clone());
         }
         if tree == Logged::Idempotency {
-            if let Some(record) = self
-                .trees
-                .records
-                .processed(key)
-                .map_err(|e| e.to_string())?
-            {
-                return Ok(Some(record));
-            }
-            // Records from before the journals, until they expire.
-            if !self.trees.resident.idempotency.may_hold(key) {
-                return Ok(None);
-            }
+            return super::stored_processed(
+                &self.trees.records,
+                &self.trees.resident,
+                self.trees.tree(tree),
+                key,
+            )
+            .map_err(|err| err.to_string());
         }
         self.trees
             .tree(tree)
