@@ -29,27 +29,31 @@ pub const IDEMPOTENCY_TTL: SignedDuration = SignedDuration::from_hours(24);
 /// is dropped.
 pub async fn expire_records(state: AppState, every: std::time::Duration) {
     loop {
-        let before = state
-            .clock
-            .now()
-            .checked_sub(IDEMPOTENCY_TTL)
-            .unwrap_or(Timestamp::MIN);
-        match state.store.expire_processed(before) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "expired idempotency records"),
-            Err(err) => tracing::warn!(error = %err, "expiring idempotency records failed"),
-        }
-        let before = state
-            .clock
-            .now()
-            .checked_sub(crate::store::INTENT_LOG_TTL)
-            .unwrap_or(Timestamp::MIN);
-        match state.store.expire_intent_log(before) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "expired intent log entries"),
-            Err(err) => tracing::warn!(error = %err, "expiring the intent log failed"),
+        // The expiry reads files and scans sled's older records: off the request threads.
+        let (store, now) = (state.store.clone(), state.clock.now());
+        let expired = tokio::task::spawn_blocking(move || expire_once(&store, now)).await;
+        if let Err(err) = expired {
+            tracing::warn!(error = %err, "the expiry task failed");
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// One pass of [`expire_records`] at `now`.
+fn expire_once(store: &crate::store::Store, now: Timestamp) {
+    let before = now.checked_sub(IDEMPOTENCY_TTL).unwrap_or(Timestamp::MIN);
+    match store.expire_processed(before) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "expired idempotency records"),
+        Err(err) => tracing::warn!(error = %err, "expiring idempotency records failed"),
+    }
+    let before = now
+        .checked_sub(crate::store::INTENT_LOG_TTL)
+        .unwrap_or(Timestamp::MIN);
+    match store.expire_intent_log(before) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "expired intent log entries"),
+        Err(err) => tracing::warn!(error = %err, "expiring the intent log failed"),
     }
 }
 
