@@ -20,8 +20,9 @@
 //! | `expert_tokens` | SHA-256 of an expert's bearer token | the expert id (tokens themselves are never stored) |
 //! | `leads` | lead id, `u64` big-endian | a versioned [`Lead`] |
 //!
-//! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, `DATA_DIR/attendees/`, see
-//! `records`) hold the records every message writes, which sled's B-tree made costly.
+//! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, `DATA_DIR/attendees/`,
+//! `DATA_DIR/intent_log/`, see `records`) hold the records every message writes, which sled's
+//! B-tree made costly.
 //!
 //! Every value is versioned: one byte of format version, then JSON. A value with a version this code
 //! does not know is an error, never misread.
@@ -83,7 +84,8 @@ pub mod trees {
     /// What each message was read as, by time: hits per intent and the operator's list of
     /// messages nothing matched. Key: time (µs, big-endian) and an id; value: one event
     /// (version 1) or a batch of turns' events (version 2, one entry per writer batch). Kept for
-    /// [`super::INTENT_LOG_TTL`].
+    /// [`super::INTENT_LOG_TTL`]. New entries go to the `intent_log/` journal (same keys and
+    /// values); this tree holds older ones until they expire.
     pub const INTENT_LOG: &str = "intent_log";
     /// Calendar feed tokens: `a/` + attendee key → token, `t/` + token → attendee key.
     pub const CALENDARS: &str = "calendars";
@@ -1184,12 +1186,9 @@ impl Store {
         let mut unmatched: std::collections::HashMap<String, Unmatched> =
             std::collections::HashMap::new();
         let mut count = |key: &[u8], bytes: &[u8]| -> Result<(), StoreError> {
-            let micros = u64::from_be_bytes(
-                key.get(..8)
-                    .and_then(|k| k.try_into().ok())
-                    .unwrap_or([0; 8]),
-            );
-            let at = Timestamp::from_microsecond(micros as i64).unwrap_or(since);
+            let at = records::intent_log_at(key)
+                .and_then(|micros| Timestamp::from_microsecond(micros).ok())
+                .unwrap_or(since);
             for event in IntentEvents::decode_any(bytes)? {
                 report.messages += 1;
                 *hits.entry(event.intent).or_default() += 1;

@@ -107,7 +107,7 @@ fn processed_at(value: &[u8]) -> Option<i64> {
 
 /// When an intent log entry was written, from its key (`super::intent_log_key`: microseconds
 /// since the epoch, big-endian, then an id).
-fn intent_log_at(key: &[u8]) -> Option<i64> {
+pub(super) fn intent_log_at(key: &[u8]) -> Option<i64> {
     let micros = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
     i64::try_from(micros).ok()
 }

@@ -9,14 +9,12 @@
 //! cost more CPU than everything else a message does (see BENCHMARKS.md). So a caller prepares
 //! its change (everything encoded, ids drawn) and hands it over; the thread takes every job
 //! queued, resolves the changes in order (idempotency and reminder checks) into plain writes,
-//! appends them to the log as one record, syncs it, appends the transcript, idempotency, intent log
-//! and SMS
-//! attendee records to their journals ([`super::records`]), applies the rest to sled with plain
-//! inserts,
-//! and answers everyone. sled is flushed only at a checkpoint (when someone needs it durable,
-//! or the log has grown), after which the log starts over. Under load a batch grows by itself,
-//! because changes queue while the previous batch is written; at rest a batch is one change and
-//! nobody waits for a timer.
+//! appends them to the log as one record, syncs it, appends the transcript, idempotency, intent
+//! log and SMS attendee records to their journals ([`super::records`]), applies the rest to sled
+//! with plain inserts, and answers everyone. sled is flushed only at a checkpoint (when someone
+//! needs it durable, or the log has grown), after which the log starts over. Under load a batch
+//! grows by itself, because changes queue while the previous batch is written; at rest a batch
+//! is one change and nobody waits for a timer.
 //!
 //! Invariants:
 //! - A change is answered only after its batch's log record is synced and applied to the
@@ -461,10 +459,7 @@ impl Thread {
             ..
         } = pending;
         let seq = self.seq + 1;
-        if let Some(&(at, _)) = intents
-            .first()
-            .filter(|_| std::env::var_os("HACK_NO_INTENT_LOG").is_none())
-        {
+        if let Some(&(at, _)) = intents.first() {
             let events: Vec<Vec<u8>> = intents.into_iter().map(|(_, e)| e).collect();
             ops.push(Op::insert(
                 Logged::IntentLog,
