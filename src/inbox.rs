@@ -10,8 +10,6 @@
 //! disk. A redelivery that slips in between (two deliveries at once) is refused by the store's
 //! writer, and answered as the duplicate it is.
 
-use std::hash::{Hash, Hasher};
-
 use jiff::{SignedDuration, Timestamp};
 
 use crate::conversation::{self, Effect, HandOffView, Inbound};
@@ -136,45 +134,6 @@ pub struct Reply {
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
-}
-
-/// Per-attendee locks: a fixed set of mutexes picked by hashing the attendee key. Two attendees
-/// may share one (they then wait for each other briefly); one attendee always gets the same one.
-pub struct Locks {
-    shards: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Locks {
-    pub fn new(shards: usize) -> Locks {
-        Locks {
-            shards: (0..shards.max(1))
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-        }
-    }
-
-    /// Every shard, in order: no turn runs until the guards are dropped. For the rare writes that
-    /// touch many conversations at once (schedule-change notices, announcements).
-    pub async fn lock_all(&self) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
-        let mut guards = Vec::with_capacity(self.shards.len());
-        for shard in &self.shards {
-            guards.push(shard.lock().await);
-        }
-        guards
-    }
-
-    pub async fn lock(&self, key: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        let mut hasher = rustc_hash::FxHasher::default();
-        key.hash(&mut hasher);
-        let shard = (hasher.finish() % self.shards.len() as u64) as usize;
-        self.shards[shard].lock().await
-    }
-}
-
-impl std::fmt::Debug for Locks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Locks({})", self.shards.len())
-    }
 }
 
 /// The engine settings for this state's configuration and agenda.

@@ -17,6 +17,7 @@ pub mod intents;
 pub mod limits;
 pub mod live_intents;
 pub mod load;
+pub mod locks;
 pub mod metrics;
 pub mod notices;
 pub mod outbound;

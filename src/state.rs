@@ -54,7 +54,7 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub intents: Arc<LiveIntents>,
     /// One attendee's messages are handled one at a time (see `crate::inbox`).
-    pub locks: Arc<crate::inbox::Locks>,
+    pub locks: Arc<crate::locks::Locks>,
     /// The expert desk: routing of hand-offs.
     pub desk: Arc<crate::desk::Desk>,
     /// Messages for web chat attendees sent outside a turn (expert replies), for open WebSockets.
@@ -154,7 +154,7 @@ impl AppState {
             store,
             clock,
             intents: Arc::new(intents),
-            locks: Arc::new(crate::inbox::Locks::new(256)),
+            locks: Arc::new(crate::locks::Locks::new()),
             desk: Arc::new(desk),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             web_push: tokio::sync::broadcast::channel(1024).0,
