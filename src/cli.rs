@@ -82,7 +82,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Concurrent connections.
+    /// Concurrent connections (open loop: the most requests in flight at once).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// Seconds measured (after the warm-up).
@@ -91,7 +91,8 @@ pub struct LoadArgs {
     /// Seconds of warm-up, not measured.
     #[arg(long, default_value_t = 2)]
     pub warmup: u64,
-    /// Requests per second in all (open loop); without, each connection sends back to back.
+    /// Requests per second in all (open loop: each request, when due, takes the first idle
+    /// connection); without, each connection sends back to back.
     #[arg(long)]
     pub rate: Option<u64>,
     /// Distinct sender numbers (each is rate limited like a real sender, `sms.messages_*`).

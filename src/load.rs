@@ -2,8 +2,9 @@
 //!
 //! Each request is a correctly signed `POST /sms` with a new `MessageSid`, from one of many
 //! numbers, with a realistic mix of messages (what's next, searches, FAQs, where-is, saving,
-//! hand-offs, noise). Connections send back to back (closed loop) or at a fixed total rate (open
-//! loop, latency measured from when each request was due, so a stall is not hidden). Latencies go
+//! hand-offs, noise). Connections send back to back (closed loop), or requests arrive at a fixed
+//! total rate and each takes the first idle connection (open loop, latency measured from when each
+//! request was due, so a stall is not hidden; see [`drive`]). Latencies go
 //! into an HDR histogram. In the same run it measures a baseline (a trivial axum handler answering
 //! a fixed TwiML string, in its own process like the service) and the disk's flush latency, since
 //! every acknowledged message is flushed before the answer.
@@ -194,6 +195,14 @@ fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<St
 }
 
 /// Runs the plan against the target: a warm-up (not recorded), then the measured part.
+///
+/// Closed loop: each connection sends its next request as soon as it has the answer to the last.
+/// Open loop: requests arrive at the plan's rate, evenly spaced, on a schedule kept by a thread of
+/// their own ([`arrivals`]), and each goes out on the first idle connection, like webhooks that
+/// do not wait for one another: one slow answer holds up only its own connection, and a request
+/// waits for a connection only when every one is busy. A request's latency runs from its
+/// arrival, so time spent waiting for a connection, or for a late load generator, counts against
+/// the service (no coordinated omission).
 pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
     let endpoint = Arc::new(Endpoint::parse(&target.url)?);
     let run = splitmix(
@@ -201,43 +210,27 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
     );
-    let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let measure_from = started + plan.warmup;
     let end = measure_from + plan.duration;
+    let source = match plan.rate {
+        Some(rate) => Source::Scheduled(Arc::new(tokio::sync::Mutex::new(arrivals(
+            started, end, rate,
+        )?))),
+        None => Source::BackToBack(Arc::new(AtomicU64::new(0))),
+    };
     let mut tasks = Vec::new();
-    for c in 0..plan.connections {
-        let (endpoint, target, plan, counter) = (
+    for _ in 0..plan.connections {
+        let (endpoint, target, plan, source) = (
             endpoint.clone(),
             target.clone(),
             plan.clone(),
-            counter.clone(),
+            source.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-            let (mut ok, mut errors, mut samples) = (0u64, 0u64, Vec::new());
+            let mut tally = Tally::new();
             let mut connection = None;
-            // Open loop: this connection's share of the rate, starting staggered.
-            let interval = plan
-                .rate
-                .map(|r| Duration::from_secs_f64(plan.connections as f64 / r.max(1) as f64));
-            let mut due = started
-                + interval.map_or(Duration::ZERO, |i| {
-                    i.mul_f64(c as f64 / plan.connections as f64)
-                });
-            loop {
-                if interval.is_some() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let sent_at = if interval.is_some() {
-                    due
-                } else {
-                    Instant::now()
-                };
-                if sent_at >= end {
-                    break;
-                }
-                let n = counter.fetch_add(1, Ordering::Relaxed);
+            while let Some((n, sent_at)) = source.next(end).await {
                 let (body, signature) = request(&target, &plan, run, n);
                 let outcome = tokio::time::timeout(
                     REQUEST_TIMEOUT,
@@ -249,27 +242,11 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
                     // Whatever state the connection is in, the next request gets a new one.
                     connection = None;
                 }
-                let done = Instant::now();
                 if sent_at >= measure_from {
-                    match outcome {
-                        Ok(()) => {
-                            ok += 1;
-                            let micros = done.duration_since(sent_at).as_micros() as u64;
-                            let _ = hist.record(micros.max(1));
-                        }
-                        Err(e) => {
-                            errors += 1;
-                            if samples.len() < 3 {
-                                samples.push(e);
-                            }
-                        }
-                    }
-                }
-                if let Some(i) = interval {
-                    due += i;
+                    tally.record(outcome, Instant::now().duration_since(sent_at));
                 }
             }
-            (hist, ok, errors, samples)
+            tally
         }));
     }
     let mut report = Report {
@@ -280,17 +257,114 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
         latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
     };
     for t in tasks {
-        let (hist, ok, errors, samples) = t.await?;
-        report.latency.add(&hist)?;
-        report.ok += ok;
-        report.errors += errors;
-        for s in samples {
+        let tally = t.await?;
+        report.latency.add(&tally.latency)?;
+        report.ok += tally.ok;
+        report.errors += tally.errors;
+        for s in tally.samples {
             if report.error_samples.len() < 5 {
                 report.error_samples.push(s);
             }
         }
     }
     Ok(report)
+}
+
+/// Where a connection's next request comes from: its number and the instant its latency counts
+/// from.
+#[derive(Clone)]
+enum Source {
+    /// Closed loop: numbers from a shared counter, each request timed from when it is sent.
+    BackToBack(Arc<AtomicU64>),
+    /// Open loop: the arrival schedule, shared by every connection.
+    Scheduled(Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>>>),
+}
+
+impl Source {
+    /// The next request, or `None` once the run is over (closed loop: `end` has passed; open
+    /// loop: every arrival due before `end` has been taken).
+    async fn next(&self, end: Instant) -> Option<(u64, Instant)> {
+        match self {
+            Source::BackToBack(counter) => {
+                let now = Instant::now();
+                (now < end).then(|| (counter.fetch_add(1, Ordering::Relaxed), now))
+            }
+            Source::Scheduled(queue) => queue.lock().await.recv().await,
+        }
+    }
+}
+
+/// The open loop's schedule: request `n` is due at `started + n / rate`, up to `end`. A thread
+/// of its own hands each one over when it is due: tokio's timers tick once a millisecond, which
+/// would send requests in bursts and up to a millisecond late. It never sleeps less than
+/// [`ARRIVAL_QUANTUM`] (requests due meanwhile go out together), so it costs a few thousand
+/// wake-ups a second, not one per request.
+fn arrivals(
+    started: Instant,
+    end: Instant,
+    rate: u64,
+) -> Result<tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>> {
+    let (arrive, arrived) = tokio::sync::mpsc::unbounded_channel();
+    let spacing_ns = 1e9 / rate.max(1) as f64;
+    let due = move |n: u64| started + Duration::from_nanos((n as f64 * spacing_ns) as u64);
+    std::thread::Builder::new()
+        .name("load-arrivals".into())
+        .spawn(move || {
+            let mut n = 0;
+            loop {
+                let now = Instant::now();
+                while due(n) <= now && due(n) < end {
+                    if arrive.send((n, due(n))).is_err() {
+                        return;
+                    }
+                    n += 1;
+                }
+                if due(n) >= end {
+                    return;
+                }
+                std::thread::sleep((due(n) - now).max(ARRIVAL_QUANTUM));
+            }
+        })
+        .context("starting the arrival schedule's thread")?;
+    Ok(arrived)
+}
+
+/// The least the arrival thread sleeps.
+const ARRIVAL_QUANTUM: Duration = Duration::from_micros(100);
+
+/// One connection's results.
+struct Tally {
+    latency: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    /// The first few errors.
+    samples: Vec<String>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+            ok: 0,
+            errors: 0,
+            samples: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, outcome: std::result::Result<(), String>, took: Duration) {
+        match outcome {
+            Ok(()) => {
+                self.ok += 1;
+                let _ = self.latency.record((took.as_micros() as u64).max(1));
+            }
+            Err(e) => {
+                self.errors += 1;
+                if self.samples.len() < 3 {
+                    self.samples.push(e);
+                }
+            }
+        }
+    }
 }
 
 /// How long a request may take before it counts as an error.

@@ -51,3 +51,40 @@ fn sixteen_connections_are_all_answered() {
     assert_eq!(cpu_lines, 2, "{stdout}");
     assert!(line("disk flush").contains("p99"));
 }
+
+/// The open loop sends exactly its schedule: `rate × duration` requests, each counted once,
+/// however the connections happen to be busy.
+#[test]
+fn an_open_loop_sends_exactly_its_schedule() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args([
+            "load",
+            "--no-baseline",
+            "--duration",
+            "2",
+            "--warmup",
+            "1",
+            "--rate",
+            "400",
+            "--connections",
+            "8",
+            "--numbers",
+            "1000000",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let concierge = stdout
+        .lines()
+        .find(|l| l.starts_with("concierge "))
+        .unwrap_or_else(|| panic!("no concierge line in {stdout}"));
+    assert!(
+        concierge.contains(" 400 req/s") && concierge.ends_with("ok 800  errors 0"),
+        "{concierge}"
+    );
+}
