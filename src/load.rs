@@ -198,7 +198,7 @@ fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<St
 ///
 /// Closed loop: each connection sends its next request as soon as it has the answer to the last.
 /// Open loop: requests arrive at the plan's rate, evenly spaced, on a schedule kept by a thread of
-/// their own ([`arrivals`]), and each goes out on the first idle connection, like webhooks that
+/// their own ([`Schedule`]), and each goes out on the first idle connection, like webhooks that
 /// do not wait for one another: one slow answer holds up only its own connection, and a request
 /// waits for a connection only when every one is busy. A request's latency runs from its
 /// arrival, so time spent waiting for a connection, or for a late load generator, counts against
@@ -214,9 +214,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
     let measure_from = started + plan.warmup;
     let end = measure_from + plan.duration;
     let source = match plan.rate {
-        Some(rate) => Source::Scheduled(Arc::new(tokio::sync::Mutex::new(arrivals(
-            started, end, rate,
-        )?))),
+        Some(rate) => Source::Scheduled(Schedule::start(started, end, rate, plan.connections)?),
         None => Source::BackToBack(Arc::new(AtomicU64::new(0))),
     };
     let mut tasks = Vec::new();
@@ -277,7 +275,7 @@ enum Source {
     /// Closed loop: numbers from a shared counter, each request timed from when it is sent.
     BackToBack(Arc<AtomicU64>),
     /// Open loop: the arrival schedule, shared by every connection.
-    Scheduled(Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>>>),
+    Scheduled(Arc<Schedule>),
 }
 
 impl Source {
@@ -289,44 +287,90 @@ impl Source {
                 let now = Instant::now();
                 (now < end).then(|| (counter.fetch_add(1, Ordering::Relaxed), now))
             }
-            Source::Scheduled(queue) => queue.lock().await.recv().await,
+            Source::Scheduled(schedule) => schedule.next().await,
         }
     }
 }
 
-/// The open loop's schedule: request `n` is due at `started + n / rate`, up to `end`. A thread
-/// of its own hands each one over when it is due: tokio's timers tick once a millisecond, which
-/// would send requests in bursts and up to a millisecond late. It never sleeps less than
-/// [`ARRIVAL_QUANTUM`] (requests due meanwhile go out together), so it costs a few thousand
-/// wake-ups a second, not one per request.
-fn arrivals(
+/// The open loop's schedule: request `n` is due at `started + n / rate`, for every `n` due
+/// before the end. A thread of its own ([`Schedule::start`]) releases each request when it is
+/// due, as a permit of a semaphore; a connection takes a permit, then the next number. So each
+/// arrival wakes exactly one idle connection, the first to have asked.
+struct Schedule {
+    released: tokio::sync::Semaphore,
+    taken: AtomicU64,
     started: Instant,
-    end: Instant,
     rate: u64,
-) -> Result<tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>> {
-    let (arrive, arrived) = tokio::sync::mpsc::unbounded_channel();
-    let spacing_ns = 1e9 / rate.max(1) as f64;
-    let due = move |n: u64| started + Duration::from_nanos((n as f64 * spacing_ns) as u64);
-    std::thread::Builder::new()
-        .name("load-arrivals".into())
-        .spawn(move || {
-            let mut n = 0;
-            loop {
-                let now = Instant::now();
-                while due(n) <= now && due(n) < end {
-                    if arrive.send((n, due(n))).is_err() {
-                        return;
-                    }
-                    n += 1;
-                }
-                if due(n) >= end {
-                    return;
-                }
-                std::thread::sleep((due(n) - now).max(ARRIVAL_QUANTUM));
+    /// How many requests are due before the end.
+    total: u64,
+}
+
+impl Schedule {
+    /// Starts releasing requests from `started` until `end`; after the last one, one permit per
+    /// connection more, which tells each that the run is over.
+    ///
+    /// The thread exists because tokio's timers tick once a millisecond, which would release
+    /// requests in bursts and up to a millisecond late. It never sleeps less than
+    /// [`ARRIVAL_QUANTUM`] (requests due meanwhile are released together), so it costs a few
+    /// thousand wake-ups a second, not one per request.
+    fn start(
+        started: Instant,
+        end: Instant,
+        rate: u64,
+        connections: usize,
+    ) -> Result<Arc<Schedule>> {
+        let rate = rate.max(1);
+        let span = end.saturating_duration_since(started).as_nanos();
+        let schedule = Arc::new(Schedule {
+            released: tokio::sync::Semaphore::new(0),
+            taken: AtomicU64::new(0),
+            started,
+            rate,
+            total: (span * u128::from(rate)).div_ceil(1_000_000_000) as u64,
+        });
+        let releasing = schedule.clone();
+        std::thread::Builder::new()
+            .name("load-arrivals".into())
+            .spawn(move || releasing.release_until_done(connections))
+            .context("starting the arrival schedule's thread")?;
+        Ok(schedule)
+    }
+
+    fn due(&self, n: u64) -> Instant {
+        self.started
+            + Duration::from_nanos((u128::from(n) * 1_000_000_000 / u128::from(self.rate)) as u64)
+    }
+
+    fn release_until_done(&self, connections: usize) {
+        let mut released = 0;
+        while released < self.total {
+            let now = Instant::now();
+            let due_by_now = (now.saturating_duration_since(self.started).as_nanos()
+                * u128::from(self.rate)
+                / 1_000_000_000) as u64
+                + 1;
+            let due_by_now = due_by_now.min(self.total);
+            if due_by_now > released {
+                self.released.add_permits((due_by_now - released) as usize);
+                released = due_by_now;
             }
-        })
-        .context("starting the arrival schedule's thread")?;
-    Ok(arrived)
+            if released < self.total {
+                std::thread::sleep(
+                    self.due(released)
+                        .saturating_duration_since(now)
+                        .max(ARRIVAL_QUANTUM),
+                );
+            }
+        }
+        self.released.add_permits(connections);
+    }
+
+    /// The next request due, once it is; `None` when every one has been taken.
+    async fn next(&self) -> Option<(u64, Instant)> {
+        self.released.acquire().await.ok()?.forget();
+        let n = self.taken.fetch_add(1, Ordering::Relaxed);
+        (n < self.total).then(|| (n, self.due(n)))
+    }
 }
 
 /// The least the arrival thread sleeps.
