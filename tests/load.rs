@@ -3,28 +3,34 @@
 //! regression test for concurrent flushes: sled 0.34's `flush_async` deadlocked under exactly this
 //! load; see `store::writer`.)
 
-#[test]
-fn sixteen_connections_are_all_answered() {
+/// Runs `concierge load` with `args`; its report, once it has succeeded.
+fn load(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args([
-            "load",
-            "--duration",
-            "2",
-            "--warmup",
-            "0",
-            "--connections",
-            "16",
-            "--numbers",
-            "1000000",
-        ])
+        .arg("load")
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn sixteen_connections_are_all_answered() {
+    let stdout = load(&[
+        "--duration",
+        "2",
+        "--warmup",
+        "0",
+        "--connections",
+        "16",
+        "--numbers",
+        "1000000",
+    ]);
     let line = |name: &str| {
         stdout
             .lines()
@@ -56,29 +62,19 @@ fn sixteen_connections_are_all_answered() {
 /// however the connections happen to be busy.
 #[test]
 fn an_open_loop_sends_exactly_its_schedule() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args([
-            "load",
-            "--no-baseline",
-            "--duration",
-            "2",
-            "--warmup",
-            "1",
-            "--rate",
-            "400",
-            "--connections",
-            "8",
-            "--numbers",
-            "1000000",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = load(&[
+        "--no-baseline",
+        "--duration",
+        "2",
+        "--warmup",
+        "1",
+        "--rate",
+        "400",
+        "--connections",
+        "8",
+        "--numbers",
+        "1000000",
+    ]);
     let concierge = stdout
         .lines()
         .find(|l| l.starts_with("concierge "))
