@@ -8,8 +8,9 @@
 //! last holder or waiter lets go. Two attendees never wait for each other. (Hashing keys onto a
 //! fixed set of mutexes made a turn that shared a mutex wait out the other's commit; under load,
 //! with a few dozen turns awaiting the writer at once, those waits queued behind one another and
-//! were most of the open loop's tail: `concierge load --rate 20000`, p90 2.9-5.1 ms with 256
-//! mutexes against 1.6-1.8 ms with exact locks, BENCHMARKS.md.)
+//! were much of the open loop's tail: `concierge load --rate 20000`, p90 2.9-5.1 ms with 256
+//! mutexes against 1.6-1.8 ms with 65,536, and exact locks measured like 65,536 without a fixed
+//! table; BENCHMARKS.md, step 22.)
 //!
 //! Invariants:
 //! - `held` has an entry for a key exactly while some [`Turn`] for it exists or is being waited
