@@ -1038,12 +1038,18 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     drop(guard);
     let report = &measured.report;
     println!("{}", report.describe("concierge"));
+    if plan.rate.is_some() {
+        println!("{}", report.describe_wait());
+    }
     println!("{}", measured.describe_cpu());
     for e in &report.error_samples {
         println!("  error: {e}");
     }
     if let Some(baseline) = baseline {
         println!("{}", baseline.report.describe("baseline"));
+        if plan.rate.is_some() {
+            println!("{}", baseline.report.describe_wait());
+        }
         println!("{}", baseline.describe_cpu());
         println!(
             "ratio: concierge / baseline throughput = {:.3} ({LOAD_ROUNDS} alternating rounds of {:.1} s each)",

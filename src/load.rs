@@ -58,6 +58,10 @@ pub struct Report {
     pub elapsed: Duration,
     /// Microseconds.
     pub latency: Histogram<u64>,
+    /// Microseconds from when each answered request was due to when it was sent: in an open
+    /// loop, the part of its latency spent waiting for an idle connection (every one busy) or
+    /// for the load generator itself; in a closed loop, nothing.
+    pub waited: Histogram<u64>,
 }
 
 impl Report {
@@ -80,7 +84,21 @@ impl Report {
         }
         self.elapsed += other.elapsed;
         self.latency.add(&other.latency)?;
+        self.waited.add(&other.waited)?;
         Ok(())
+    }
+
+    /// The open loop's wait for a connection, for telling a slow service from a queue of requests
+    /// that found every connection busy.
+    pub fn describe_wait(&self) -> String {
+        let ms = |q: f64| self.waited.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "           of which waiting to be sent (every connection busy, or the load generator late): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            self.waited.max() as f64 / 1000.0,
+        )
     }
 
     pub fn describe(&self, name: &str) -> String {
@@ -229,6 +247,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
             let mut tally = Tally::new();
             let mut connection = None;
             while let Some((n, sent_at)) = source.next(end).await {
+                let sending = Instant::now();
                 let (body, signature) = request(&target, &plan, run, n);
                 let outcome = tokio::time::timeout(
                     REQUEST_TIMEOUT,
@@ -241,7 +260,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
                     connection = None;
                 }
                 if sent_at >= measure_from {
-                    tally.record(outcome, Instant::now().duration_since(sent_at));
+                    tally.record(outcome, sent_at, sending);
                 }
             }
             tally
@@ -252,11 +271,13 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
         errors: 0,
         error_samples: Vec::new(),
         elapsed: plan.duration,
-        latency: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?,
+        latency: histogram(),
+        waited: histogram(),
     };
     for t in tasks {
         let tally = t.await?;
         report.latency.add(&tally.latency)?;
+        report.waited.add(&tally.waited)?;
         report.ok += tally.ok;
         report.errors += tally.errors;
         for s in tally.samples {
@@ -376,9 +397,16 @@ impl Schedule {
 /// The least the arrival thread sleeps.
 const ARRIVAL_QUANTUM: Duration = Duration::from_micros(100);
 
+/// An empty histogram of microseconds, up to a minute.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant, valid bounds")
+}
+
 /// One connection's results.
 struct Tally {
     latency: Histogram<u64>,
+    /// See [`Report::waited`].
+    waited: Histogram<u64>,
     ok: u64,
     errors: u64,
     /// The first few errors.
@@ -388,18 +416,24 @@ struct Tally {
 impl Tally {
     fn new() -> Tally {
         Tally {
-            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+            latency: histogram(),
+            waited: histogram(),
             ok: 0,
             errors: 0,
             samples: Vec::new(),
         }
     }
 
-    fn record(&mut self, outcome: std::result::Result<(), String>, took: Duration) {
+    /// A request due at `due`, sent at `sent`, answered (or failed) now.
+    fn record(&mut self, outcome: std::result::Result<(), String>, due: Instant, sent: Instant) {
+        let micros = |d: Duration| (d.as_micros() as u64).max(1);
         match outcome {
             Ok(()) => {
                 self.ok += 1;
-                let _ = self.latency.record((took.as_micros() as u64).max(1));
+                let _ = self.latency.record(micros(due.elapsed()));
+                let _ = self
+                    .waited
+                    .record(micros(sent.saturating_duration_since(due)));
             }
             Err(e) => {
                 self.errors += 1;
@@ -625,7 +659,7 @@ pub fn flush_latency(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
     let path = dir.join("flush-probe");
     let mut file = std::fs::File::create(&path)?;
     let block = [0x5au8; 4096];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = histogram();
     for _ in 0..rounds {
         let t = Instant::now();
         file.write_all(&block)?;

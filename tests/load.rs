@@ -83,4 +83,11 @@ fn an_open_loop_sends_exactly_its_schedule() {
         concierge.contains(" 400 req/s") && concierge.ends_with("ok 800  errors 0"),
         "{concierge}"
     );
+    // It tells how much of the latency was spent waiting to be sent.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("of which waiting to be sent") && l.contains("p99")),
+        "{stdout}"
+    );
 }
