@@ -24,15 +24,14 @@ pub fn sms_webhook(data: &[u8]) {
     let Ok(params) = crate::sms::form::parse(data) else {
         return;
     };
-    let url: url::Url = match "https://concierge.example.org/sms".parse() {
-        Ok(u) => u,
-        Err(_) => return,
+    let Ok(public) = "https://concierge.example.org".parse() else {
+        return;
     };
-    let signature = crate::sms::signature::compute("token", url.as_str(), &params);
-    assert!(crate::sms::signature::verify(
-        "token", &url, &params, &signature
-    ));
-    let _ = crate::sms::signature::verify("token", &url, &params, "bm90IGEgc2lnbmF0dXJl");
+    let signature =
+        crate::sms::signature::compute("token", "https://concierge.example.org/sms", &params);
+    let verifier = crate::sms::signature::Verifier::new("token", &public);
+    assert!(verifier.verify("/sms", &params, &signature));
+    let _ = verifier.verify("/sms", &params, "bm90IGEgc2lnbmF0dXJl");
     if let Some(from) = crate::sms::form::get(&params, "From") {
         let _ = crate::sms::phone::Phone::parse(from);
     }

@@ -215,8 +215,8 @@ fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<St
 /// Runs the plan against the target: a warm-up (not recorded), then the measured part.
 ///
 /// Closed loop: each connection sends its next request as soon as it has the answer to the last.
-/// Open loop: requests arrive at the plan's rate, evenly spaced, on a schedule kept by a thread of
-/// their own ([`Schedule`]), and each goes out on the first idle connection, like webhooks that
+/// Open loop: requests arrive at the plan's rate, evenly spaced, on a schedule ([`Schedule`]),
+/// and each goes out on the first idle connection, like webhooks that
 /// do not wait for one another: one slow answer holds up only its own connection, and a request
 /// waits for a connection only when every one is busy. A request's latency runs from its
 /// arrival, so time spent waiting for a connection, or for a late load generator, counts against

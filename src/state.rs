@@ -64,6 +64,8 @@ pub struct Shared {
     /// Rate limits of the web chat and of SMS senders.
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Checks the SMS webhook's signatures; `None` without a Twilio auth token or a public URL.
+    pub signatures: Option<crate::sms::signature::Verifier>,
     agenda: Arc<ArcSwap<AgendaIndex>>,
     started: Timestamp,
 }
@@ -147,7 +149,16 @@ impl AppState {
             per_address: crate::limits::RateLimiter::new(config.web.per_address, 100_000),
             per_number: crate::limits::RateLimiter::new(config.sms.per_number, 100_000),
         };
+        let signatures =
+            config
+                .twilio
+                .as_ref()
+                .zip(config.public_url.as_ref())
+                .map(|(twilio, url)| {
+                    crate::sms::signature::Verifier::new(twilio.auth_token.expose(), url)
+                });
         let state = AppState(Arc::new(Shared {
+            signatures,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             limits: Arc::new(limits),
             config: Arc::new(config),

@@ -1,9 +1,14 @@
 //! Twilio's `X-Twilio-Signature`: base64 of HMAC-SHA1, keyed with the auth token, over the URL
 //! Twilio called followed by every POST parameter sorted by name, each written as name then value.
 //!
-//! The URL is the configured public URL (never rebuilt from the request's `Host`, which a proxy
-//! changes). Twilio is inconsistent about the default port, so both the URL as configured and with
-//! the default port added or removed are tried. The comparison is in constant time.
+//! The URL is the configured public URL with the request's path and query appended (never rebuilt
+//! from the request's `Host`, which a proxy changes). Twilio is inconsistent about the default
+//! port, so both the URL as configured and with the default port added or removed are tried.
+//!
+//! A [`Verifier`] is made once, at start: the key's HMAC state and the public URL's variants are
+//! computed then, not for every request. The presented signature is decoded and compared with
+//! each variant's MAC in constant time; the variants are tried in order until one matches, which
+//! tells a forger only which URL form they chose.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -14,24 +19,38 @@ use url::Url;
 
 /// The signature Twilio sends for `url` and form `params`.
 pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut mac = keyed(auth_token);
+    mac.update(url.as_bytes());
+    update_with_params(&mut mac, &sorted(params));
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn keyed(auth_token: &str) -> Hmac<Sha1> {
+    Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes a key of any length")
+}
+
+/// The parameters sorted by name, then value, byte-wise (repeated names are sorted by value, as
+/// Twilio's SDKs do).
+fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    // Sorted by name, then value, byte-wise (repeated names are sorted by value, as Twilio's SDKs do).
     sorted.sort_by(|a, b| {
         a.0.as_bytes()
             .cmp(b.0.as_bytes())
             .then(a.1.as_bytes().cmp(b.1.as_bytes()))
     });
-    let mut mac = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC takes a key of any length");
-    mac.update(url.as_bytes());
+    sorted
+}
+
+fn update_with_params(mac: &mut Hmac<Sha1>, sorted: &[&(String, String)]) {
     for (name, value) in sorted {
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
     }
-    STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The URL with its default port written out, and without it: Twilio may have signed either.
+/// The URL with its default port written out, and without it: Twilio may have signed either. A
+/// URL on another port has only itself. (`Url` never keeps a default port: it parses
+/// `https://host:443/` as `https://host/`.)
 pub fn url_variants(url: &Url) -> Vec<String> {
     let mut variants = vec![url.as_str().to_string()];
     let default = match url.scheme() {
@@ -39,32 +58,59 @@ pub fn url_variants(url: &Url) -> Vec<String> {
         "http" => Some(80),
         _ => None,
     };
-    if let Some(port) = default {
-        let mut other = url.clone();
-        if url.port().is_none() {
-            // `Url` drops a default port when set, so the explicit form is written by hand.
-            if let Some(host) = url.host_str() {
-                let with_port = url.as_str().replacen(
-                    &format!("{}://{}", url.scheme(), host),
-                    &format!("{}://{}:{port}", url.scheme(), host),
-                    1,
-                );
-                variants.push(with_port);
-            }
-        } else if other.set_port(None).is_ok() {
-            variants.push(other.as_str().to_string());
-        }
+    if let (Some(port), None, Some(host)) = (default, url.port(), url.host_str()) {
+        // `Url` drops a default port when set, so the explicit form is written by hand.
+        variants.push(url.as_str().replacen(
+            &format!("{}://{}", url.scheme(), host),
+            &format!("{}://{}:{port}", url.scheme(), host),
+            1,
+        ));
     }
     variants
 }
 
-/// True when `signature` is valid for the request under any URL variant.
-pub fn verify(auth_token: &str, url: &Url, params: &[(String, String)], signature: &str) -> bool {
-    let presented = signature.trim().as_bytes();
-    url_variants(url).iter().fold(false, |ok, variant| {
-        let expected = compute(auth_token, variant, params);
-        ok | bool::from(expected.as_bytes().ct_eq(presented))
-    })
+/// Checks the signatures of requests made to one public URL with one auth token. Holds the
+/// key's HMAC state, so it is never logged (no `Debug`).
+#[derive(Clone)]
+pub struct Verifier {
+    keyed: Hmac<Sha1>,
+    /// The public URL's variants, without a trailing `/`: a request's path is appended.
+    bases: Vec<String>,
+}
+
+impl Verifier {
+    pub fn new(auth_token: &str, public_url: &Url) -> Verifier {
+        Verifier {
+            keyed: keyed(auth_token),
+            bases: url_variants(public_url)
+                .into_iter()
+                .map(|v| v.trim_end_matches('/').to_string())
+                .collect(),
+        }
+    }
+
+    /// True when `signature` is valid for a request to `path_and_query` (as the request line
+    /// has it, starting with `/`) with form `params`, under any variant of the public URL.
+    pub fn verify(
+        &self,
+        path_and_query: &str,
+        params: &[(String, String)],
+        signature: &str,
+    ) -> bool {
+        let mut presented = [0u8; 20];
+        match STANDARD.decode_slice(signature.trim().as_bytes(), &mut presented) {
+            Ok(20) => {}
+            _ => return false,
+        }
+        let sorted = sorted(params);
+        self.bases.iter().any(|base| {
+            let mut mac = self.keyed.clone();
+            mac.update(base.as_bytes());
+            mac.update(path_and_query.as_bytes());
+            update_with_params(&mut mac, &sorted);
+            bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&presented))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -118,38 +164,78 @@ mod tests {
 
     #[test]
     fn verify_accepts_either_port_form_and_nothing_else() {
-        let url: Url = URL.parse().unwrap();
+        let verifier = |token: &str, base: &str| Verifier::new(token, &base.parse().unwrap());
+        let verify = |token: &str, base: &str, params: &[(String, String)], signature: &str| {
+            verifier(token, base).verify("/myapp.php?foo=1&bar=2", params, signature)
+        };
+        let base = "https://mycompany.com";
         let p = params("+12349013030");
-        assert!(verify("12345", &url, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
-        assert!(verify("12345", &url, &p, "EpDEmp1PyjDYp77YxYU3GILBWzE="));
+        assert!(verify("12345", base, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(verify("12345", base, &p, "EpDEmp1PyjDYp77YxYU3GILBWzE="));
         assert!(verify(
             "12345",
-            &url,
+            base,
             &params("+14158675309"),
             "kvajT1Ptam85bY51eRf/AJRuM3w="
         ));
-        let with_port: Url = "https://mycompany.com:443/myapp.php?foo=1&bar=2"
-            .parse()
-            .unwrap();
+        // Surrounding white space is not part of the signature.
+        assert!(verify("12345", base, &p, " 0/KCTR6DLpKmkAf8muzZqo1nDgQ=\n"));
+        let with_port = "https://mycompany.com:443/";
         assert!(verify(
             "12345",
-            &with_port,
+            with_port,
             &p,
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
         ));
-        assert!(!verify("12346", &url, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+        assert!(verify(
+            "12345",
+            with_port,
+            &p,
+            "EpDEmp1PyjDYp77YxYU3GILBWzE="
+        ));
+        assert!(!verify("12346", base, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
         assert!(!verify(
             "12345",
-            &url,
+            base,
             &params("+12349013031"),
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
         ));
-        assert!(!verify("12345", &url, &p, ""));
-        assert!(!verify("12345", &url, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ"));
+        assert!(!verify(
+            "12345",
+            "https://mycompany.com:8443",
+            &p,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(
+            !verifier("12345", base).verify("/myapp.php?foo=1", &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="),
+            "another query"
+        );
+        assert!(!verify("12345", base, &p, ""));
+        // Not base64 as Twilio writes it: padding missing, non-zero trailing bits, too long.
+        assert!(!verify("12345", base, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgQ"));
+        assert!(!verify("12345", base, &p, "0/KCTR6DLpKmkAf8muzZqo1nDgR="));
+        assert!(!verify(
+            "12345",
+            base,
+            &p,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ=AAAA"
+        ));
         let variants = url_variants(&"http://example.org/sms".parse().unwrap());
         assert_eq!(
             variants,
             ["http://example.org/sms", "http://example.org:80/sms"]
         );
+        let variants = url_variants(&"https://example.org:8443/sms".parse().unwrap());
+        assert_eq!(variants, ["https://example.org:8443/sms"]);
+    }
+
+    #[test]
+    fn a_public_url_with_a_path_prefixes_the_request_path() {
+        // Behind a proxy that maps /concierge/sms to /sms, Twilio signs the public URL.
+        let p = params("+12349013030");
+        let signed = compute("12345", "https://example.org/concierge/sms", &p);
+        let verifier = Verifier::new("12345", &"https://example.org/concierge/".parse().unwrap());
+        assert!(verifier.verify("/sms", &p, &signed));
+        assert!(!verifier.verify("/other", &p, &signed));
     }
 }
