@@ -50,6 +50,15 @@ impl From<RoutingError> for DeskError {
     }
 }
 
+/// Whether an operation changed experts (their availability, idle time, the roster) and not only
+/// tasks: only then are the experts saved again. Only [`Board`]'s `set_status`, `complete` and
+/// a reload of the routing file change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Experts {
+    Changed,
+    Unchanged,
+}
+
 pub struct Desk {
     routing: arc_swap::ArcSwap<Routing>,
     file: std::path::PathBuf,
@@ -160,12 +169,15 @@ impl Desk {
         self.board.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Saves the given tasks and every expert.
-    async fn save(&self, ids: &BTreeSet<u64>) -> Result<(), StoreError> {
+    /// Saves the given tasks, and every expert when the operation changed experts.
+    async fn save(&self, ids: &BTreeSet<u64>, experts: Experts) -> Result<(), StoreError> {
         let (experts, tasks): (Vec<Expert>, Vec<Task>) = {
             let board = self.board();
             (
-                board.experts().to_vec(),
+                match experts {
+                    Experts::Changed => board.experts().to_vec(),
+                    Experts::Unchanged => Vec::new(),
+                },
                 ids.iter()
                     .filter_map(|id| board.task(*id).cloned())
                     .collect(),
@@ -215,7 +227,7 @@ impl Desk {
         self.board().add_task(task, &self.routing.load(), now);
         let mut decisions = self.tick_inner(now);
         decisions.1.insert(id);
-        self.save(&decisions.1).await?;
+        self.save(&decisions.1, Experts::Unchanged).await?;
         Ok(decisions.0)
     }
 
@@ -249,7 +261,7 @@ impl Desk {
         };
         let count = self.board().experts().len();
         self.routing.store(std::sync::Arc::new(parsed.routing));
-        self.save(&ids)
+        self.save(&ids, Experts::Changed)
             .await
             .map_err(|err| vec![Diagnostic::general(err.to_string())])?;
         tracing::info!(experts = count, "routing file reloaded");
@@ -312,7 +324,7 @@ impl Desk {
     pub async fn tick(&self, now: Timestamp) -> Result<Vec<Decision>, StoreError> {
         let (decisions, ids) = self.tick_inner(now);
         if !decisions.is_empty() {
-            self.save(&ids).await?;
+            self.save(&ids, Experts::Unchanged).await?;
         }
         Ok(decisions)
     }
@@ -325,13 +337,14 @@ impl Desk {
     ) -> Result<Vec<Decision>, DeskError> {
         self.board().set_status(expert, status, now)?;
         let (decisions, ids) = self.tick_inner(now);
-        self.save(&ids).await?;
+        self.save(&ids, Experts::Changed).await?;
         Ok(decisions)
     }
 
     pub async fn accept(&self, task: u64, expert: &str, now: Timestamp) -> Result<(), DeskError> {
         self.board().accept(task, expert, now)?;
-        self.save(&BTreeSet::from([task])).await?;
+        self.save(&BTreeSet::from([task]), Experts::Unchanged)
+            .await?;
         Ok(())
     }
 
@@ -345,7 +358,7 @@ impl Desk {
             .reject(task, expert, &self.routing.load(), now)?;
         let (decisions, mut ids) = self.tick_inner(now);
         ids.insert(task);
-        self.save(&ids).await?;
+        self.save(&ids, Experts::Unchanged).await?;
         Ok(decisions)
     }
 
@@ -358,7 +371,7 @@ impl Desk {
         self.board().complete(task, expert, now)?;
         let (decisions, mut ids) = self.tick_inner(now);
         ids.insert(task);
-        self.save(&ids).await?;
+        self.save(&ids, Experts::Changed).await?;
         Ok(decisions)
     }
 
@@ -373,7 +386,8 @@ impl Desk {
                 text: text.to_string(),
             });
         }
-        self.save(&BTreeSet::from([task])).await?;
+        self.save(&BTreeSet::from([task]), Experts::Unchanged)
+            .await?;
         Ok(())
     }
 
@@ -384,7 +398,8 @@ impl Desk {
         if let Some(expert) = holder {
             self.emit(DeskEvent::Canceled { expert, task });
         }
-        self.save(&BTreeSet::from([task])).await?;
+        self.save(&BTreeSet::from([task]), Experts::Unchanged)
+            .await?;
         Ok(())
     }
 
@@ -482,5 +497,83 @@ pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(time: &str) -> Timestamp {
+        format!("2026-06-09T{time}Z").parse().unwrap()
+    }
+
+    fn stored_expert(store: &Store, id: &str) -> Expert {
+        let (experts, _) = store.load_routing().unwrap();
+        experts.into_iter().find(|e| e.id == id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn expert_changes_are_saved_and_task_changes_save_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data"), 8 << 20).unwrap();
+        let file = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/routing.toml"
+        ));
+        let desk = Desk::open(store.clone(), file, at("09:00:00")).unwrap();
+
+        // Availability is an expert's: saved.
+        desk.set_status("nora", Availability::Available, at("09:01:00"))
+            .await
+            .unwrap();
+        assert_eq!(
+            stored_expert(&store, "nora").status,
+            Availability::Available
+        );
+
+        // A hand-off is offered to her; the offer, the acceptance and the task are saved.
+        let task = desk
+            .new_task(
+                "sms:+15551230001",
+                "sms",
+                "help",
+                Some("video".into()),
+                "en",
+                at("09:02:00"),
+            )
+            .unwrap();
+        let id = task.id;
+        desk.adopt(task, at("09:02:00")).await.unwrap();
+        let saved = |id| {
+            let (_, tasks) = store.load_routing().unwrap();
+            tasks.into_iter().find(|t: &Task| t.id == id).unwrap()
+        };
+        assert_eq!(saved(id).status, TaskStatus::Reserved);
+        assert_eq!(
+            saved(id).reservation.map(|r| r.expert).as_deref(),
+            Some("nora")
+        );
+        desk.accept(id, "nora", at("09:02:10")).await.unwrap();
+        assert_eq!(saved(id).status, TaskStatus::Assigned);
+        assert_eq!(saved(id).expert.as_deref(), Some("nora"));
+
+        // Completing frees her, and her idle time starts then: saved.
+        desk.complete(id, "nora", at("09:10:00")).await.unwrap();
+        assert_eq!(saved(id).status, TaskStatus::Completed);
+        assert_eq!(stored_expert(&store, "nora").idle_since, at("09:10:00"));
+
+        // Going offline is saved too, and a reopened desk remembers it.
+        desk.set_status("nora", Availability::Offline, at("09:11:00"))
+            .await
+            .unwrap();
+        drop(desk);
+        let reopened = Desk::open(store.clone(), file, at("09:12:00")).unwrap();
+        let nora = reopened
+            .experts()
+            .into_iter()
+            .find(|e| e.id == "nora")
+            .unwrap();
+        assert_eq!(nora.status, Availability::Offline);
     }
 }
