@@ -45,6 +45,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
+    // Each `Router::layer` call wraps every route in one more boxed service, cloned for every
+    // request; so each group of routes gets its whole stack in one call (BENCHMARKS.md, SMS
+    // webhook step 26). The fallback is in the first group and gets its stack too.
     let small = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -55,21 +58,17 @@ pub fn app(state: AppState) -> Router {
         .merge(chat::routes())
         .merge(pages::routes())
         .merge(calendar::routes())
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
-    let large = admin::upload_routes()
-        .layer(DefaultBodyLimit::max(admin::UPLOAD_LIMIT))
-        .layer(RequestBodyLimitLayer::new(admin::UPLOAD_LIMIT));
-    Router::new()
-        .merge(small)
-        .merge(large)
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
+        .fallback(not_found);
+    let small = in_stack(small, &state, BODY_LIMIT);
+    let large = in_stack(admin::upload_routes(), &state, admin::UPLOAD_LIMIT);
+    Router::new().merge(small).merge(large).with_state(state)
+}
+
+/// The routes in what every route runs in, outermost first: a tracing span, the request timeout,
+/// the metrics (`track`), and the body limit.
+fn in_stack(routes: Router<AppState>, state: &AppState, body_limit: usize) -> Router<AppState> {
+    routes.layer(
+        tower::ServiceBuilder::new()
         .layer(
             // Spans carry the method and path only: no query strings, headers or bodies, which may
             // hold phone numbers or tokens.
@@ -79,6 +78,14 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
         )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit)),
+    )
 }
 
 /// Counts each request by its route (the pattern, never the path: no ids or tokens in labels)
