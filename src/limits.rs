@@ -4,8 +4,16 @@
 //! continuously. The caller passes the time, so tests use a fixed clock. Memory is bounded: when
 //! more than `max_keys` keys are tracked, the ones whose buckets are full again (idle long enough
 //! to be indistinguishable from new) are forgotten, and if that is not enough the oldest are.
+//!
+//! Buckets are found by a 64-bit hash of the key, keyed at random when the limiter is made
+//! (SipHash, std's `RandomState`), not by the key itself: no copy of each key is kept, and a
+//! lookup reads one table instead of chasing a pointer to each candidate's key. Two keys could
+//! share a bucket only if their hashes collide: with 100,000 keys tracked, a chance of about
+//! 1 in 1.8 × 10^14 per new key (100,000 / 2^64), and a sender cannot aim for it without the
+//! random key.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use jiff::{SignedDuration, Timestamp};
@@ -22,7 +30,9 @@ pub struct Rate {
 pub struct RateLimiter {
     rate: Rate,
     max_keys: usize,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    keys: RandomState,
+    /// By the hash of the key (see the module doc); the hash is spread already.
+    buckets: Mutex<HashMap<u64, Bucket, rustc_hash::FxBuildHasher>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,7 +63,8 @@ impl RateLimiter {
         RateLimiter {
             rate,
             max_keys: max_keys.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            keys: RandomState::new(),
+            buckets: Mutex::new(HashMap::default()),
         }
     }
 
@@ -61,9 +72,9 @@ impl RateLimiter {
     pub fn check(&self, key: &str, now: Timestamp) -> Result<(), SignedDuration> {
         let per_second = f64::from(self.rate.per_minute.max(1)) / 60.0;
         let burst = f64::from(self.rate.burst.max(1));
+        let hash = self.keys.hash_one(key);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        // A known key is updated in place, without an owned copy of it.
-        if let Some(bucket) = buckets.get_mut(key) {
+        if let Some(bucket) = buckets.get_mut(&hash) {
             return bucket.take(now, per_second, burst);
         }
         if buckets.len() >= self.max_keys {
@@ -74,7 +85,7 @@ impl RateLimiter {
             at: now,
         };
         let answer = bucket.take(now, per_second, burst);
-        buckets.insert(key.to_string(), bucket);
+        buckets.insert(hash, bucket);
         answer
     }
 
@@ -90,7 +101,7 @@ impl RateLimiter {
 
 /// Drops buckets that have refilled; if still at the cap, the least recently used half.
 fn forget_idle(
-    buckets: &mut HashMap<String, Bucket>,
+    buckets: &mut HashMap<u64, Bucket, rustc_hash::FxBuildHasher>,
     now: Timestamp,
     per_second: f64,
     burst: f64,
