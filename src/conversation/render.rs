@@ -17,7 +17,7 @@ const DAYS_ES: [&str; 7] = ["lun", "mar", "mié", "jue", "vie", "sab", "dom"];
 pub fn clock(agenda: &AgendaIndex, ts: Timestamp, now: Timestamp, lang: Lang) -> String {
     let zone = &agenda.agenda().conference.time_zone;
     let (at, today) = (zone.at(ts), zone.at(now));
-    let time = at.strftime("%H:%M").to_string();
+    let time = hh_mm(&at);
     if at.date() == today.date() {
         time
     } else {
@@ -25,6 +25,12 @@ pub fn clock(agenda: &AgendaIndex, ts: Timestamp, now: Timestamp, lang: Lang) ->
         let names = if lang == Lang::Es { DAYS_ES } else { DAYS_EN };
         format!("{} {time}", names[day])
     }
+}
+
+/// "09:05", written directly: `strftime` parses its format string on every call, and lists
+/// write one per line.
+pub fn hh_mm(at: &jiff::Zoned) -> String {
+    format!("{:02}:{:02}", at.hour(), at.minute())
 }
 
 /// "1) 10:30 Bay Room: Designing SMS Conversations People Answer"
@@ -57,7 +63,7 @@ pub fn session_detail(agenda: &AgendaIndex, s: &Session, now: Timestamp, lang: L
         "{}: {}-{}",
         s.title,
         clock(agenda, s.start, now, lang),
-        zone.at(s.end).strftime("%H:%M")
+        hh_mm(&zone.at(s.end))
     );
     if let Some(room) = &s.room {
         out.push_str(if lang == Lang::Es { " en " } else { " in " });
@@ -311,5 +317,24 @@ impl Texts {
         } else {
             format!("from {when}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hh_mm_pads_hours_and_minutes() {
+        let at = |s: &str| s.parse::<jiff::Zoned>().unwrap();
+        assert_eq!(
+            hh_mm(&at("2026-06-09T09:05:59-07:00[America/Los_Angeles]")),
+            "09:05"
+        );
+        assert_eq!(
+            hh_mm(&at("2026-06-09T23:50:00+02:00[Europe/Brussels]")),
+            "23:50"
+        );
+        assert_eq!(hh_mm(&at("2026-06-09T00:00:00+00:00[UTC]")), "00:00");
     }
 }
