@@ -47,7 +47,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn app(state: AppState) -> Router {
     // Each `Router::layer` call wraps every route in one more boxed service, cloned for every
     // request; so each group of routes gets its whole stack in one call (BENCHMARKS.md, SMS
-    // webhook step 26). The fallback is in the first group and gets its stack too.
+    // webhook step 27). The fallback is in the first group and gets its stack too.
     let small = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
