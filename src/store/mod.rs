@@ -8,10 +8,10 @@
 //! | `meta` | `b"agenda"` | the current agenda, a versioned [`StoredAgenda`] |
 //! | `meta` | `b"wal"` | the last write-ahead log batch applied to sled, `u64` big-endian |
 //! | `imports` | import id, `u64` big-endian (so keys sort by time) | a versioned [`ImportRecord`] |
-//! | `attendees` | attendee key (`web:…`, `local:…`) | a versioned [`Attendee`] (context, saved sessions); SMS attendees (`sms:+15551234567`) are in the `attendees/` journal, and here only from before it |
-//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 2, see `TurnEntries`); turns and expert replies are in the `transcripts/` journal with the same keys and values, notices here |
+//! | `attendees` | attendee key (`web:…`, `local:…`) | an [`Attendee`] (context, saved sessions), binary (version 2) or JSON (version 1); SMS attendees (`sms:+15551234567`) are in the `attendees/` journal, and here only from before it |
+//! | `transcript` | attendee key, `0xff`, entry id `u64` big-endian | a versioned [`TranscriptEntry`] (version 1), or a turn's entries (version 3, binary; version 2, JSON; see `TurnEntries`); turns and expert replies are in the `transcripts/` journal with the same keys and values, notices here |
 //! | `opt_outs` | E.164 number | a versioned [`OptOut`] |
-//! | `idempotency` | `MessageSid` or idempotency token | a versioned [`Processed`]: the reply given; new records are in the `processed/` journal, this tree holds older ones until they expire |
+//! | `idempotency` | `MessageSid` or idempotency token | a [`Processed`], binary (version 2) or JSON (version 1): the reply given; new records are in the `processed/` journal, this tree holds older ones until they expire |
 //! | `delivery` | outbound `MessageSid` | a versioned [`Delivery`]: the latest status |
 //! | `outbox` | message id, `u64` big-endian (so keys sort by age) | a versioned [`Outgoing`], still queued |
 //! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
@@ -24,8 +24,10 @@
 //! `DATA_DIR/intent_log/`, see `records`) hold the records every message writes, which sled's
 //! B-tree made costly.
 //!
-//! Every value is versioned: one byte of format version, then JSON. A value with a version this code
-//! does not know is an error, never misread.
+//! Every value is versioned: one byte of format version, then JSON, or for the records every
+//! message writes (attendees, a turn's transcript entries, idempotency records) the binary format
+//! of `binary`, whose older JSON versions are still read (`Compact`). A value with a version this
+//! code does not know is an error, never misread.
 //!
 //! Invariants:
 //! - Replacing the agenda and recording the import happen in one sled transaction, and are flushed
@@ -55,6 +57,7 @@ use crate::import::Format;
 use crate::outbound::{OutState, Outgoing};
 use crate::routing::{Expert, Task};
 
+mod binary;
 mod journal;
 mod logmap;
 mod maps;
@@ -143,6 +146,47 @@ trait Versioned: Serialize + DeserializeOwned {
                 what: Self::WHAT,
                 message: "the value is empty".into(),
             }),
+        }
+    }
+}
+
+/// A value written in the binary format of [`binary`] (its own version byte), whose JSON version
+/// ([`Versioned::VERSION`]) is still read. For the records every message writes: the binary
+/// format spares them JSON's escaping and parsing.
+trait Compact: Versioned {
+    /// The binary format's version byte.
+    const COMPACT: u8;
+
+    fn put(&self, out: &mut binary::Out<'_>);
+    fn get(input: &mut binary::In<'_>) -> Result<Self, String>;
+
+    fn encode_compact(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.push(Self::COMPACT);
+        self.put(&mut binary::Out(&mut bytes));
+        bytes
+    }
+
+    /// A value in either format.
+    fn decode_any(bytes: &[u8]) -> Result<Self, StoreError> {
+        let decode_error = |message: String| StoreError::Decode {
+            what: Self::WHAT,
+            message,
+        };
+        match bytes.split_first() {
+            Some((&version, rest)) if version == Self::COMPACT => {
+                let mut input = binary::In::new(rest);
+                let value = Self::get(&mut input).map_err(decode_error)?;
+                input.end().map_err(decode_error)?;
+                Ok(value)
+            }
+            Some((&version, _)) if version == Self::VERSION => Self::decode(bytes),
+            Some((&version, _)) => Err(decode_error(format!(
+                "stored with format version {version}, this build reads versions {} and {}",
+                Self::VERSION,
+                Self::COMPACT
+            ))),
+            None => Err(decode_error("the value is empty".into())),
         }
     }
 }
@@ -289,6 +333,18 @@ impl Versioned for Attendee {
     const WHAT: &'static str = "an attendee";
 }
 
+impl Compact for Attendee {
+    const COMPACT: u8 = 2;
+
+    fn put(&self, out: &mut binary::Out<'_>) {
+        binary::put_attendee(out, self);
+    }
+
+    fn get(input: &mut binary::In<'_>) -> Result<Self, String> {
+        binary::get_attendee(input)
+    }
+}
+
 /// One message in a conversation, either way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
@@ -312,14 +368,16 @@ impl Versioned for TranscriptEntry {
     const WHAT: &'static str = "a transcript entry";
 }
 
-/// A turn's transcript entries (the message and its replies) under one key: one sled insert per
-/// turn instead of one per message. Stored as format version 2: the version byte, the number of
-/// entries (so counting needs no JSON), then the entries as a JSON list. Entries written one at a
-/// time (version 1: expert replies, notices, and turns before version 2) are read as well.
+/// A turn's transcript entries (the message and its replies) under one key: one insert per turn
+/// instead of one per message. Written as format version 3: the version byte, the number of
+/// entries (so counting decodes nothing), then the entries in the binary format of [`binary`].
+/// Version 2 (the same with the entries as a JSON list) and entries written one at a time
+/// (version 1: expert replies, notices, turns before version 2) are read as well.
 struct TurnEntries;
 
 impl TurnEntries {
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
+    const JSON: u8 = 2;
     /// The most entries one value holds (the count is one byte); a turn with more takes several.
     const MAX: usize = u8::MAX as usize;
 
@@ -330,21 +388,31 @@ impl TurnEntries {
         })?;
         let mut bytes = Vec::with_capacity(512);
         bytes.extend([Self::VERSION, count]);
-        serde_json::to_writer(&mut bytes, entries).map_err(|err| StoreError::Encode {
-            what: TranscriptEntry::WHAT,
-            message: err.to_string(),
-        })?;
+        let mut out = binary::Out(&mut bytes);
+        for entry in entries {
+            binary::put_entry(&mut out, entry);
+        }
         Ok(bytes)
     }
 
-    /// The entries of a stored value of either version.
+    /// The entries of a stored value of any version.
     fn decode_any(bytes: &[u8]) -> Result<Vec<TranscriptEntry>, StoreError> {
+        let decode_error = |message: String| StoreError::Decode {
+            what: TranscriptEntry::WHAT,
+            message,
+        };
         match bytes {
-            [Self::VERSION, _, json @ ..] => {
-                serde_json::from_slice(json).map_err(|err| StoreError::Decode {
-                    what: TranscriptEntry::WHAT,
-                    message: err.to_string(),
-                })
+            [Self::VERSION, count, rest @ ..] => {
+                let mut input = binary::In::new(rest);
+                let entries = (0..*count)
+                    .map(|_| binary::get_entry(&mut input))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(decode_error)?;
+                input.end().map_err(decode_error)?;
+                Ok(entries)
+            }
+            [Self::JSON, _, json @ ..] => {
+                serde_json::from_slice(json).map_err(|err| decode_error(err.to_string()))
             }
             _ => Ok(vec![TranscriptEntry::decode(bytes)?]),
         }
@@ -353,7 +421,7 @@ impl TurnEntries {
     /// How many entries a stored value holds.
     fn count(bytes: &[u8]) -> usize {
         match bytes {
-            [Self::VERSION, count, ..] => usize::from(*count),
+            [Self::VERSION | Self::JSON, count, ..] => usize::from(*count),
             _ => 1,
         }
     }
@@ -382,6 +450,20 @@ pub struct Processed {
 impl Versioned for Processed {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an idempotency record";
+}
+
+impl Compact for Processed {
+    const COMPACT: u8 = 2;
+
+    fn put(&self, out: &mut binary::Out<'_>) {
+        // Destructured so a new field is a compile error here.
+        let Processed { at, reply } = self;
+        binary::put_processed(out, *at, reply);
+    }
+
+    fn get(input: &mut binary::In<'_>) -> Result<Self, String> {
+        binary::get_processed(input)
+    }
 }
 
 /// The delivery status of an outbound message.
@@ -941,7 +1023,7 @@ impl Store {
             self.attendees.get(key)?
         };
         Ok(stored
-            .map(|b| Attendee::decode(&b))
+            .map(|b| Attendee::decode_any(&b))
             .transpose()?
             .unwrap_or_default())
     }
@@ -967,7 +1049,7 @@ impl Store {
             &self.idempotency,
             key.as_bytes(),
         )?
-        .map(|b| Processed::decode(&b))
+        .map(|b| Processed::decode_any(&b))
         .transpose()
     }
 
@@ -1020,7 +1102,7 @@ impl Store {
         ops.push(Op::insert(
             Logged::Attendees,
             record.attendee_key.as_bytes(),
-            record.attendee.encode()?,
+            record.attendee.encode_compact(),
         ));
         let entries: Vec<&TranscriptEntry> = std::iter::once(&record.inbound)
             .chain(&record.outbound)
@@ -1034,17 +1116,13 @@ impl Store {
                 TurnEntries::encode(chunk)?,
             ));
         }
-        let idempotency = match &record.idempotency {
-            Some((key, reply)) => Some((
-                key.as_bytes().to_vec(),
-                Processed {
-                    at: now,
-                    reply: reply.clone(),
-                }
-                .encode()?,
-            )),
-            None => None,
-        };
+        let idempotency = record.idempotency.as_ref().map(|(key, reply)| {
+            // What `Processed { at: now, reply }.encode_compact()` writes, without copying the reply.
+            let mut bytes = Vec::with_capacity(reply.len() + 16);
+            bytes.push(<Processed as Compact>::COMPACT);
+            binary::put_processed(&mut binary::Out(&mut bytes), now, reply);
+            (key.as_bytes().to_vec(), bytes)
+        });
         if let Some(phone) = &record.phone {
             for effect in &record.effects {
                 match effect {
@@ -1087,7 +1165,7 @@ impl Store {
         match self.writer.commit(change).await? {
             writer::Outcome::Done => Ok(Committed::Done),
             writer::Outcome::Duplicate(earlier) => {
-                Ok(Committed::Duplicate(Processed::decode(&earlier)?.reply))
+                Ok(Committed::Duplicate(Processed::decode_any(&earlier)?.reply))
             }
         }
     }
@@ -1168,7 +1246,7 @@ impl Store {
             .map_err(journal_error)?;
         for entry in self.idempotency.iter() {
             let (key, bytes) = entry?;
-            if Processed::decode(&bytes).is_ok_and(|p| p.at < before)
+            if Processed::decode_any(&bytes).is_ok_and(|p| p.at < before)
                 && self.idempotency.remove(&key)?.is_some()
             {
                 self.resident.idempotency.removed(&key);
@@ -1530,6 +1608,53 @@ mod tests {
         let err = ImportRecord::decode(&bytes).unwrap_err().to_string();
         assert!(err.contains("format version 9"), "{err}");
         assert!(ImportRecord::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn compact_values_are_written_binary_and_older_json_is_still_read() {
+        let attendee = Attendee {
+            saved: vec!["s1".into()],
+            handoff: Some(4),
+            ..Attendee::default()
+        };
+        let binary = attendee.encode_compact();
+        assert_eq!(binary[0], <Attendee as Compact>::COMPACT);
+        assert_eq!(Attendee::decode_any(&binary).unwrap(), attendee);
+        let json = Versioned::encode(&attendee).unwrap();
+        assert_eq!(Attendee::decode_any(&json).unwrap(), attendee);
+        let mut unknown = binary.clone();
+        unknown[0] = 9;
+        let err = Attendee::decode_any(&unknown).unwrap_err().to_string();
+        assert!(err.contains("format version 9"), "{err}");
+        let mut trailing = binary;
+        trailing.push(0);
+        assert!(Attendee::decode_any(&trailing).is_err());
+
+        let processed = Processed {
+            at: Timestamp::UNIX_EPOCH,
+            reply: "<Response/>".into(),
+        };
+        for bytes in [processed.encode_compact(), processed.encode().unwrap()] {
+            assert_eq!(Processed::decode_any(&bytes).unwrap(), processed);
+            assert_eq!(records::processed_at(&bytes), Some(0), "{:?}", bytes[0]);
+        }
+
+        // A turn's entries: version 3 (binary), version 2 (a JSON list), version 1 (one entry).
+        let record = turn("sms:+15550001", "SM1");
+        let entries = [&record.inbound, &record.outbound[0]];
+        let v3 = TurnEntries::encode(&entries).unwrap();
+        let mut v2 = vec![TurnEntries::JSON, 2];
+        serde_json::to_writer(&mut v2, &entries).unwrap();
+        let v1 = record.inbound.encode().unwrap();
+        let both = vec![record.inbound.clone(), record.outbound[0].clone()];
+        assert_eq!(TurnEntries::decode_any(&v3).unwrap(), both);
+        assert_eq!(TurnEntries::decode_any(&v2).unwrap(), both);
+        assert_eq!(TurnEntries::decode_any(&v1).unwrap(), [record.inbound]);
+        assert_eq!([&v3, &v2, &v1].map(|b| TurnEntries::count(b)), [2, 2, 1]);
+        // A count larger than the entries that follow is an error.
+        let mut short = v3.clone();
+        short[1] = 3;
+        assert!(TurnEntries::decode_any(&short).is_err());
     }
 
     fn turn(attendee: &str, message: &str) -> TurnRecord {

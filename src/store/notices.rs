@@ -10,7 +10,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::{
-    AGENDA_KEY, AgendaSource, ImportRecord, Store, StoreError, TranscriptEntry, Versioned,
+    AGENDA_KEY, AgendaSource, Compact, ImportRecord, Store, StoreError, TranscriptEntry, Versioned,
     transcript_prefix,
 };
 use crate::agenda::Agenda;
@@ -342,7 +342,7 @@ impl Store {
             .map(|(key, bytes)| {
                 Ok((
                     String::from_utf8_lossy(&key).into_owned(),
-                    Attendee::decode(&bytes)?,
+                    Attendee::decode_any(&bytes)?,
                 ))
             })
             .collect()

@@ -92,17 +92,22 @@ struct Slot {
     at: i64,
 }
 
-/// The `at` of an idempotency record's value (a versioned `Processed`), without its reply.
-fn processed_at(value: &[u8]) -> Option<i64> {
+/// The `at` of an idempotency record's value (a [`Processed`](super::Processed) in either
+/// format), without its reply.
+pub(super) fn processed_at(value: &[u8]) -> Option<i64> {
+    use super::{Compact, Processed, Versioned};
     #[derive(serde::Deserialize)]
     struct At {
         at: Timestamp,
     }
-    let (&version, json) = value.split_first()?;
-    (version == <super::Processed as super::Versioned>::VERSION)
-        .then(|| serde_json::from_slice::<At>(json).ok())
-        .flatten()
-        .map(|a| a.at.as_microsecond())
+    let at = match value.split_first()? {
+        (&Processed::COMPACT, rest) => {
+            super::binary::get_processed_at(&mut super::binary::In::new(rest)).ok()?
+        }
+        (&Processed::VERSION, json) => serde_json::from_slice::<At>(json).ok()?.at,
+        _ => return None,
+    };
+    Some(at.as_microsecond())
 }
 
 /// When an intent log entry was written, from its key (`super::intent_log_key`: microseconds
