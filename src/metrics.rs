@@ -19,6 +19,8 @@
 //! | `concierge_store_attendees_in_memory` | SMS attendees whose records the store holds in memory |
 //! | `concierge_store_idempotency_keys` | processed-message keys remembered (their hashes in memory) |
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,14 +32,14 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
+    pub route: &'static str,
+    pub method: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabel {
-    pub route: String,
+    pub route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,14 +64,41 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
+/// A family's counters by label value (the label has one value).
+#[derive(Debug, Default)]
+struct Counters(RwLock<HashMap<Box<str>, Counter>>);
+
+impl Counters {
+    /// Counts one for `value` in `family`; the label is built only the first time.
+    fn inc<L>(&self, family: &Family<L, Counter>, value: &str, label: impl FnOnce() -> L)
+    where
+        L: Clone + std::hash::Hash + Eq,
+    {
+        if let Some(counter) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(value) {
+            counter.inc();
+            return;
+        }
+        let counter = family.get_or_create(&label()).clone();
+        counter.inc();
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value.into(), counter);
+    }
+}
+
 /// Every metric, and the registry that prints them.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabel, Histogram>,
-    pub messages: Family<ChannelLabel, Counter>,
-    pub intents: Family<IntentLabel, Counter>,
+    messages: Family<ChannelLabel, Counter>,
+    intents: Family<IntentLabel, Counter>,
+    /// The two families' counters by label value, so counting a message builds no label (two
+    /// strings allocated per message otherwise); each is the counter its family exports.
+    by_channel: Counters,
+    by_intent: Counters,
     fallbacks: Counter,
     handled: Counter,
     fallback_ratio: FloatGauge,
@@ -204,6 +233,8 @@ impl Metrics {
             latency,
             messages,
             intents,
+            by_channel: Counters::default(),
+            by_intent: Counters::default(),
             fallbacks: Counter::default(),
             handled: Counter::default(),
             fallback_ratio,
@@ -222,16 +253,13 @@ impl Metrics {
 
     /// Counts one handled message.
     pub fn message(&self, channel: &str, intent: &str) {
-        self.messages
-            .get_or_create(&ChannelLabel {
+        self.by_channel
+            .inc(&self.messages, channel, || ChannelLabel {
                 channel: channel.into(),
-            })
-            .inc();
-        self.intents
-            .get_or_create(&IntentLabel {
-                intent: intent.into(),
-            })
-            .inc();
+            });
+        self.by_intent.inc(&self.intents, intent, || IntentLabel {
+            intent: intent.into(),
+        });
         self.handled.inc();
         if intent == crate::intents::FALLBACK {
             self.fallbacks.inc();

@@ -208,3 +208,37 @@ async fn slow_clients_are_cut_off() {
     );
     server.stop().await;
 }
+
+/// A client that sends its head but not all of its body is answered 408 once the request timeout
+/// passes (the handler waiting for the body is dropped), not held forever.
+#[tokio::test]
+async fn a_slow_body_is_answered_408_after_the_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "2026-06-09T17:05:00Z").await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(
+        b"POST /sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nBody=hel",
+    )
+    .await
+    .unwrap();
+    let mut answer = vec![0u8; 64];
+    let read = tokio::time::timeout(
+        concierge::http::REQUEST_TIMEOUT + std::time::Duration::from_secs(3),
+        slow.read(&mut answer),
+    )
+    .await
+    .expect("answered within the request timeout")
+    .unwrap();
+    let head = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= concierge::http::REQUEST_TIMEOUT - std::time::Duration::from_millis(100),
+        "answered too early: {elapsed:?}"
+    );
+    server.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The HTTP edge: one composition point, [`app`], and the server loop, [`run`].
 //!
-//! Each channel contributes its routes here; the layers (tracing, timeout, body limit) are applied in
-//! one place. [`AppError`] is the only thing that turns into an error response: bad input passes its
+//! Each channel contributes its routes here; the edge layer (tracing, body limit, timeout,
+//! metrics: [`edge`]) is applied in one place. [`AppError`] is the only thing that turns into an error response: bad input passes its
 //! status through and is not logged; internal errors get a generic body and are logged once.
 
 use std::future::Future;
@@ -14,10 +14,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::state::AppState;
 
@@ -25,6 +21,7 @@ pub mod admin;
 pub mod calendar;
 pub mod chat;
 pub mod client_addr;
+mod edge;
 pub mod expert;
 pub mod extract;
 pub mod pages;
@@ -64,59 +61,14 @@ pub fn app(state: AppState) -> Router {
     Router::new().merge(small).merge(large).with_state(state)
 }
 
-/// The routes in what every route runs in, outermost first: a tracing span, the request timeout,
-/// the metrics (`track`), and the body limit.
+/// The routes in what every route runs in: the edge ([`edge`]: span, body limit, timeout,
+/// metrics), and the body limit for axum's extractors.
 fn in_stack(routes: Router<AppState>, state: &AppState, body_limit: usize) -> Router<AppState> {
     routes.layer(
         tower::ServiceBuilder::new()
-        .layer(
-            // Spans carry the method and path only: no query strings, headers or bodies, which may
-            // hold phone numbers or tokens.
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
-        )
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
-        .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(DefaultBodyLimit::max(body_limit)),
+            .layer(edge::EdgeLayer::new(state.metrics.clone(), body_limit))
+            .layer(DefaultBodyLimit::max(body_limit)),
     )
-}
-
-/// Counts each request by its route (the pattern, never the path: no ids or tokens in labels)
-/// and times it to the response head.
-async fn track(
-    State(state): State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
-    let method = request.method().to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    let m = &state.metrics;
-    m.latency
-        .get_or_create(&crate::metrics::RouteLabel {
-            route: route.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&crate::metrics::RequestLabels {
-            route,
-            method,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` completes, then flushes the store.
@@ -267,6 +219,8 @@ pub enum AppError {
     Conflict(String),
     /// Too many requests; try again after this many seconds.
     TooManyRequests(u64),
+    /// A body larger than the route takes (this many bytes).
+    PayloadTooLarge(usize),
     /// Something on our side failed. The detail is logged, never sent.
     Internal(String),
 }
@@ -283,6 +237,9 @@ impl AppError {
             AppError::Unauthorized => "missing bearer token".into(),
             AppError::TooManyRequests(secs) => {
                 format!("too many requests; try again in {secs} s")
+            }
+            AppError::PayloadTooLarge(limit) => {
+                format!("the body is larger than {limit} bytes")
             }
             AppError::Unprocessable(v) => {
                 v["error"].as_str().unwrap_or("cannot be done").to_string()
@@ -306,6 +263,7 @@ impl IntoResponse for AppError {
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         match self {
