@@ -575,15 +575,10 @@ impl<'a> Engine<'a> {
 
     /// Appends `sessions` as numbered lines.
     fn numbered(&self, out: &mut String, sessions: &[&Session]) {
+        let today = render::local_day(self.agenda, self.inbound.at);
         for (i, s) in sessions.iter().enumerate() {
             out.push('\n');
-            out.push_str(&render::line(
-                self.agenda,
-                s,
-                i + 1,
-                self.inbound.at,
-                self.lang,
-            ));
+            render::write_line(out, self.agenda, s, i + 1, today, self.lang);
         }
     }
 
@@ -830,15 +825,10 @@ impl<'a> Engine<'a> {
         let count = sessions.len().to_string();
         let mut out = self.fill("my_agenda", false, &[("count", &count)]);
         self.show(&out, &sessions);
+        let today = render::local_day(self.agenda, self.inbound.at);
         for (i, s) in sessions.iter().enumerate() {
             out.push('\n');
-            out.push_str(&render::line(
-                self.agenda,
-                s,
-                i + 1,
-                self.inbound.at,
-                self.lang,
-            ));
+            render::write_line(&mut out, self.agenda, s, i + 1, today, self.lang);
             if let Some(j) = sessions
                 .iter()
                 .position(|o| o.id != s.id && o.start < s.end && s.start < o.end)

@@ -4,6 +4,7 @@
 //! on the day of the message.
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 
 use crate::agenda::query::RoomId;
 use crate::agenda::{AgendaIndex, Filter, Session};
@@ -15,34 +16,63 @@ const DAYS_ES: [&str; 7] = ["lun", "mar", "mié", "jue", "vie", "sab", "dom"];
 
 /// "10:30", or "Wed 10:30" when `ts` is on another local day than `now`.
 pub fn clock(agenda: &AgendaIndex, ts: Timestamp, now: Timestamp, lang: Lang) -> String {
-    let zone = &agenda.agenda().conference.time_zone;
-    let (at, today) = (zone.at(ts), zone.at(now));
-    let time = hh_mm(&at);
-    if at.date() == today.date() {
-        time
-    } else {
+    let mut out = String::with_capacity(9);
+    write_clock(&mut out, agenda, ts, local_day(agenda, now), lang);
+    out
+}
+
+/// The conference's local date at `now`: what [`write_line`] and [`write_clock`] compare with.
+pub fn local_day(agenda: &AgendaIndex, now: Timestamp) -> Date {
+    agenda.agenda().conference.time_zone.at(now).date()
+}
+
+/// Writes [`clock`] to `out`, `today` being the local date of the message.
+fn write_clock(out: &mut String, agenda: &AgendaIndex, ts: Timestamp, today: Date, lang: Lang) {
+    let at = agenda.agenda().conference.time_zone.at(ts);
+    if at.date() != today {
         let day = at.weekday().to_monday_zero_offset() as usize;
         let names = if lang == Lang::Es { DAYS_ES } else { DAYS_EN };
-        format!("{} {time}", names[day])
+        out.push_str(names[day]);
+        out.push(' ');
     }
+    write_hh_mm(out, &at);
 }
 
 /// "09:05", written directly: `strftime` parses its format string on every call, and lists
 /// write one per line.
 pub fn hh_mm(at: &jiff::Zoned) -> String {
-    format!("{:02}:{:02}", at.hour(), at.minute())
+    let mut out = String::with_capacity(5);
+    write_hh_mm(&mut out, at);
+    out
 }
 
-/// "1) 10:30 Bay Room: Designing SMS Conversations People Answer"
-pub fn line(agenda: &AgendaIndex, s: &Session, n: usize, now: Timestamp, lang: Lang) -> String {
-    let mut out = format!("{n}) {}", clock(agenda, s.start, now, lang));
+fn write_hh_mm(out: &mut String, at: &jiff::Zoned) {
+    // Hours and minutes are 0-59: two digits each.
+    let digits = |n: i8| [n / 10, n % 10].map(|d| char::from(b'0' + d as u8));
+    out.extend(digits(at.hour()));
+    out.push(':');
+    out.extend(digits(at.minute()));
+}
+
+/// Writes "1) 10:30 Bay Room: Designing SMS Conversations People Answer" to `out` (straight into
+/// the reply: a list writes one per session), `today` being [`local_day`] of the message.
+pub fn write_line(
+    out: &mut String,
+    agenda: &AgendaIndex,
+    s: &Session,
+    n: usize,
+    today: Date,
+    lang: Lang,
+) {
+    use std::fmt::Write;
+    let _ = write!(out, "{n}) ");
+    write_clock(out, agenda, s.start, today, lang);
     if let Some(room) = &s.room {
         out.push(' ');
         out.push_str(room);
     }
     out.push_str(": ");
     out.push_str(&s.title);
-    out
 }
 
 /// "Designing SMS Conversations People Answer (10:30, Bay Room)"

@@ -217,6 +217,8 @@ async fn task_detail(
         .map(|e| {
             let mut text = e.text.clone();
             // Cards the attendee saw in the web chat, as lines.
+            let today = crate::conversation::render::local_day(&agenda, e.at);
+            let lang = crate::intents::Lang::parse(&t.language).unwrap_or(crate::intents::Lang::En);
             for (i, s) in e
                 .sessions
                 .iter()
@@ -224,13 +226,7 @@ async fn task_detail(
                 .enumerate()
             {
                 text.push('\n');
-                text.push_str(&crate::conversation::render::line(
-                    &agenda,
-                    s,
-                    i + 1,
-                    e.at,
-                    crate::intents::Lang::parse(&t.language).unwrap_or(crate::intents::Lang::En),
-                ));
+                crate::conversation::render::write_line(&mut text, &agenda, s, i + 1, today, lang);
             }
             json!({
                 "at": e.at,
