@@ -20,6 +20,15 @@ use crate::intents::Lang;
 
 use super::{Processed, TranscriptEntry};
 
+/// A value's bytes: its format version byte, then what `put` writes (`capacity`: a guess of the
+/// length, so the buffer is allocated once).
+pub(super) fn encode(version: u8, capacity: usize, put: impl FnOnce(&mut Out<'_>)) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(capacity);
+    bytes.push(version);
+    put(&mut Out(&mut bytes));
+    bytes
+}
+
 /// Appends the encoding of values to a buffer.
 pub(super) struct Out<'a>(pub(super) &'a mut Vec<u8>);
 

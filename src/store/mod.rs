@@ -161,10 +161,7 @@ trait Compact: Versioned {
     fn get(input: &mut binary::In<'_>) -> Result<Self, String>;
 
     fn encode_compact(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(256);
-        bytes.push(Self::COMPACT);
-        self.put(&mut binary::Out(&mut bytes));
-        bytes
+        binary::encode(Self::COMPACT, 256, |out| self.put(out))
     }
 
     /// A value in either format.
@@ -1118,9 +1115,9 @@ impl Store {
         }
         let idempotency = record.idempotency.as_ref().map(|(key, reply)| {
             // What `Processed { at: now, reply }.encode_compact()` writes, without copying the reply.
-            let mut bytes = Vec::with_capacity(reply.len() + 16);
-            bytes.push(<Processed as Compact>::COMPACT);
-            binary::put_processed(&mut binary::Out(&mut bytes), now, reply);
+            let bytes = binary::encode(Processed::COMPACT, reply.len() + 16, |out| {
+                binary::put_processed(out, now, reply)
+            });
             (key.as_bytes().to_vec(), bytes)
         });
         if let Some(phone) = &record.phone {
