@@ -54,6 +54,11 @@ fn gsm_units(c: char) -> Option<usize> {
             n => Some(usize::from(n)),
         };
     }
+    // Outside GSM 03.38's range of Latin-1 and Greek letters only '€' is in it; most other
+    // characters a reply has (dashes, curly quotes, emoji) are out of that range.
+    if !('\u{A1}'..='\u{3A9}').contains(&c) && c != '€' {
+        return None;
+    }
     if GSM_BASIC.contains(c) {
         Some(1)
     } else if GSM_EXTENSION.contains(c) {
@@ -112,7 +117,8 @@ fn units(c: char, encoding: Encoding) -> usize {
 
 /// Splits `text` into pages that each fit in `max_segments` once `more` (e.g. "Reply MORE for
 /// more.") is appended, on a new line, to every page but the last. Pages break at line ends where
-/// possible, else at spaces, else anywhere; no page is empty. Linear in the length of `text`.
+/// possible, else at spaces, else anywhere; no page is empty. Linear in the length of `text`: each
+/// page reads only as far as a page can reach.
 ///
 /// A page is counted in the encoding of the text still to send, which is exact for GSM-7 text and
 /// errs on the short side when only part of a UCS-2 text needs UCS-2.
@@ -121,23 +127,42 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
     if count(text).segments <= max_segments {
         return vec![text.to_string()];
     }
+    let text = text.trim();
+    // The text still to send is UCS-2 while it starts before the end of the last character
+    // outside GSM-7 (the rest is always a suffix of `text`).
+    let ucs2_until = if text.is_ascii() {
+        text.bytes()
+            .rposition(|b| GSM_ASCII[usize::from(b)] == 0)
+            .map_or(0, |i| i + 1)
+    } else {
+        text.char_indices()
+            .rfind(|&(_, c)| gsm_units(c).is_none())
+            .map_or(0, |(i, c)| i + c.len_utf8())
+    };
     let mut pages = Vec::new();
-    let mut rest = text.trim();
+    let mut rest = text;
     while !rest.is_empty() {
-        let whole = count(rest);
-        if whole.segments <= max_segments {
-            pages.push(rest.to_string());
-            break;
-        }
-        let encoding = whole.encoding;
+        let encoding = if text.len() - rest.len() < ucs2_until {
+            Encoding::Ucs2
+        } else {
+            Encoding::Gsm7
+        };
+        let capacity = capacity(encoding, max_segments);
         let footer: usize = 1 + more.chars().map(|c| units(c, encoding)).sum::<usize>();
-        let budget = capacity(encoding, max_segments).saturating_sub(footer);
-        // The longest prefix within the budget, and the last line end and space in it.
+        let budget = capacity.saturating_sub(footer);
+        // One pass, no further than a whole page can reach: the longest prefix within the
+        // budget (a page with the footer), the last line end and space in it, and whether
+        // the rest fits whole (the last page, no footer).
         let (mut used, mut cut, mut last_newline, mut last_space) = (0, 0, None, None);
+        let mut fits = true;
         for (i, c) in rest.char_indices() {
             used += units(c, encoding);
-            if used > budget {
+            if used > capacity {
+                fits = false;
                 break;
+            }
+            if used > budget {
+                continue;
             }
             match c {
                 '\n' if i > 0 => last_newline = Some(i),
@@ -146,12 +171,21 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
             }
             cut = i + c.len_utf8();
         }
+        if fits {
+            pages.push(rest.to_string());
+            break;
+        }
         if cut == 0 {
             // Not even one character fits beside the footer: send it without.
             cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
         }
         let at = last_newline.or(last_space).unwrap_or(cut);
-        pages.push(format!("{}\n{more}", rest[..at].trim_end()));
+        let page = rest[..at].trim_end();
+        let mut out = String::with_capacity(page.len() + 1 + more.len());
+        out.push_str(page);
+        out.push('\n');
+        out.push_str(more);
+        pages.push(out);
         rest = rest[at..].trim_start();
     }
     pages
@@ -240,5 +274,104 @@ mod tests {
         // Unicode pages are counted in UCS-2.
         let pages = paginate(&"ñandú 🦙 ".repeat(40), 2, more);
         assert!(pages.iter().all(|p| count(p).segments <= 2));
+    }
+
+    /// The page splitter as it was before it read only as far as a page can reach: what the
+    /// linear one must agree with.
+    fn paginate_reference(text: &str, max_segments: usize, more: &str) -> Vec<String> {
+        let max_segments = max_segments.max(1);
+        if count(text).segments <= max_segments {
+            return vec![text.to_string()];
+        }
+        let mut pages = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            let whole = count(rest);
+            if whole.segments <= max_segments {
+                pages.push(rest.to_string());
+                break;
+            }
+            let encoding = whole.encoding;
+            let footer: usize = 1 + more.chars().map(|c| units(c, encoding)).sum::<usize>();
+            let budget = capacity(encoding, max_segments).saturating_sub(footer);
+            // The longest prefix within the budget, and the last line end and space in it.
+            let (mut used, mut cut, mut last_newline, mut last_space) = (0, 0, None, None);
+            for (i, c) in rest.char_indices() {
+                used += units(c, encoding);
+                if used > budget {
+                    break;
+                }
+                match c {
+                    '\n' if i > 0 => last_newline = Some(i),
+                    ' ' if i > 0 => last_space = Some(i),
+                    _ => {}
+                }
+                cut = i + c.len_utf8();
+            }
+            if cut == 0 {
+                // Not even one character fits beside the footer: send it without.
+                cut = rest.chars().next().map_or(rest.len(), char::len_utf8);
+            }
+            let at = last_newline.or(last_space).unwrap_or(cut);
+            pages.push(format!("{}\n{more}", rest[..at].trim_end()));
+            rest = rest[at..].trim_start();
+        }
+        pages
+    }
+
+    #[test]
+    fn pages_agree_with_the_reference_splitter() {
+        // Texts drawn at random from words in GSM-7 (extension characters, Latin-1 and Greek
+        // letters among them) and, up to a random point, characters outside it too (curly quotes,
+        // dashes, emoji, an ideographic space that `trim` removes), so the text still to send
+        // turns from UCS-2 to GSM-7 at some page; at line ends and spaces or none.
+        const GSM: &[&str] = &[
+            "talk", "Keynote", "10:30", "Hall A", "{room}", "€5", "ñandú", "Ωmega", "café", "x",
+            "\n", " ", "  ", "\n\n", "é",
+        ];
+        const OTHER: &[&str] = &["what’s", "a–b", "🦙", "\u{3000}"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..3_000 {
+            let words = next(400);
+            let other_until = next(words + 1);
+            let mut text = String::new();
+            for w in 0..words {
+                let pieces = if w < other_until && next(4) == 0 {
+                    OTHER
+                } else {
+                    GSM
+                };
+                text.push_str(pieces[next(pieces.len())]);
+                if next(3) > 0 {
+                    text.push(if next(8) == 0 { '\n' } else { ' ' });
+                }
+            }
+            let max = 1 + next(4);
+            let more = ["Reply MORE for more.", "Más: MORE", "MORE 👉"][next(3)];
+            assert_eq!(
+                paginate(&text, max, more),
+                paginate_reference(&text, max, more),
+                "round {round}, max {max}: {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn characters_outside_the_table_ranges_are_not_gsm() {
+        for c in GSM_BASIC.chars() {
+            assert_eq!(gsm_units(c), Some(1), "{c:?}");
+        }
+        for c in GSM_EXTENSION.chars() {
+            assert_eq!(gsm_units(c), Some(2), "{c:?}");
+        }
+        for c in ['’', '–', '·', 'ć', '👋', '\u{3000}', 'Ā'] {
+            assert_eq!(gsm_units(c), None, "{c:?}");
+        }
     }
 }
