@@ -9,7 +9,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -35,13 +35,26 @@ fn xml(body: String) -> Response {
         .into_response()
 }
 
+/// A webhook request's head and body. The request is taken whole so its headers and URI move out
+/// of it (the `HeaderMap` and `Uri` extractors clone them); the body is read by axum's `Bytes`
+/// extractor, under the route's body limit, and its rejection is the answer if it fails.
+async fn split(state: &AppState, request: Request) -> Result<(HeaderMap, Uri, Bytes), Response> {
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let uri = std::mem::take(&mut parts.uri);
+    let body = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((headers, uri, body))
+}
+
 /// Parses and authenticates a Twilio request. Returns its parameters.
-fn verified(
+fn verified<'b>(
     state: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
-    body: &[u8],
-) -> Result<Vec<(String, String)>, AppError> {
+    body: &'b [u8],
+) -> Result<form::Params<'b>, AppError> {
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -87,13 +100,22 @@ fn verified(
     Ok(params)
 }
 
-async fn inbound(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+async fn inbound(State(state): State<AppState>, request: Request) -> Response {
+    match split(&state, request).await {
+        Ok((headers, uri, body)) => answer(&state, &headers, &uri, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(rejection) => rejection,
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
 ) -> Result<Response, AppError> {
-    let params = verified(&state, &headers, &uri, &body)?;
+    let params = verified(state, headers, uri, body)?;
     let from =
         form::get(&params, "From").ok_or_else(|| AppError::BadRequest("missing From".into()))?;
     let phone = Phone::parse(from)
@@ -109,7 +131,7 @@ async fn inbound(
         .ok_or_else(|| AppError::BadRequest("missing MessageSid".into()))?;
     // A redelivery of a message already answered gets the same answer, and is not counted
     // against the number's rate.
-    if let Some(outcome) = inbox::earlier(&state, &idempotency_key)
+    if let Some(outcome) = inbox::earlier(state, &idempotency_key)
         .map_err(|err| AppError::Internal(err.to_string()))?
     {
         return Ok(xml(twiml::response(&outcome.texts())));
@@ -142,19 +164,28 @@ async fn inbound(
         save: None,
         remove: None,
     };
-    let outcome = inbox::handle(&state, message, state.clock.now())
+    let outcome = inbox::handle(state, message, state.clock.now())
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
     Ok(xml(twiml::response(&outcome.texts())))
 }
 
-async fn status(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
+async fn status(State(state): State<AppState>, request: Request) -> Response {
+    match split(&state, request).await {
+        Ok((headers, uri, body)) => delivery(&state, &headers, &uri, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(rejection) => rejection,
+    }
+}
+
+async fn delivery(
+    state: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
 ) -> Result<Response, AppError> {
-    let params = verified(&state, &headers, &uri, &body)?;
+    let params = verified(state, headers, uri, body)?;
     let sid = form::get(&params, "MessageSid")
         .ok_or_else(|| AppError::BadRequest("missing MessageSid".into()))?;
     let status = form::get(&params, "MessageStatus")

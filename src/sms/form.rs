@@ -3,6 +3,7 @@
 //! refused instead of being passed on with replacement characters (which would also break the
 //! signature check in confusing ways).
 
+use std::borrow::Cow;
 use std::fmt;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -16,7 +17,15 @@ impl fmt::Display for FormError {
 
 impl std::error::Error for FormError {}
 
-fn decode(part: &[u8]) -> Result<String, FormError> {
+/// A form's name/value pairs, borrowed from the body where nothing needed decoding.
+pub type Params<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+fn decode(part: &[u8]) -> Result<Cow<'_, str>, FormError> {
+    if !part.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(part)
+            .map(Cow::Borrowed)
+            .map_err(|_| FormError("the form is not valid UTF-8".into()));
+    }
     let mut out = Vec::with_capacity(part.len());
     let mut i = 0;
     while i < part.len() {
@@ -35,11 +44,13 @@ fn decode(part: &[u8]) -> Result<String, FormError> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| FormError("the form is not valid UTF-8".into()))
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| FormError("the form is not valid UTF-8".into()))
 }
 
 /// Parses a form body into name/value pairs, in order.
-pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
+pub fn parse(body: &[u8]) -> Result<Params<'_>, FormError> {
     body.split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -52,11 +63,11 @@ pub fn parse(body: &[u8]) -> Result<Vec<(String, String)>, FormError> {
 }
 
 /// The first value of `name`.
-pub fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub fn get<'a>(params: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v.as_ref())
 }
 
 #[cfg(test)]
@@ -65,7 +76,9 @@ mod tests {
 
     #[test]
     fn parse_table() {
-        let ok = |s: &str| parse(s.as_bytes()).unwrap();
+        fn ok(s: &str) -> Params<'_> {
+            parse(s.as_bytes()).unwrap()
+        }
         assert_eq!(
             ok("a=1&b=two+words"),
             [("a".into(), "1".into()), ("b".into(), "two words".into())]
@@ -79,9 +92,13 @@ mod tests {
         );
         assert_eq!(
             ok("Body=&x"),
-            [("Body".into(), String::new()), ("x".into(), String::new())]
+            [("Body".into(), "".into()), ("x".into(), "".into())]
         );
-        assert_eq!(ok(""), Vec::<(String, String)>::new());
+        assert_eq!(ok(""), Params::new());
+        // Parts without escapes are borrowed from the body, decoded ones are not.
+        let params = ok("From=%2B1555&Body=hi");
+        assert!(matches!(params[0], (Cow::Borrowed(_), Cow::Owned(_))));
+        assert!(matches!(params[1], (Cow::Borrowed(_), Cow::Borrowed(_))));
         assert_eq!(ok("a=%F0%9F%91%8B"), [("a".into(), "👋".into())]);
         assert!(parse(b"a=%ZZ").is_err());
         assert!(parse(b"a=%4").is_err());

@@ -18,7 +18,11 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 /// The signature Twilio sends for `url` and form `params`.
-pub fn compute(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+pub fn compute<K: AsRef<str>, V: AsRef<str>>(
+    auth_token: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
     let mut mac = keyed(auth_token);
     mac.update(url.as_bytes());
     update_with_params(&mut mac, &sorted(params));
@@ -31,9 +35,12 @@ fn keyed(auth_token: &str) -> Hmac<Sha1> {
 
 /// The parameters sorted by name, then value, byte-wise (repeated names are sorted by value, as
 /// Twilio's SDKs do).
-fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| {
+fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> {
+    let mut sorted: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(name, value)| (name.as_ref(), value.as_ref()))
+        .collect();
+    sorted.sort_unstable_by(|a, b| {
         a.0.as_bytes()
             .cmp(b.0.as_bytes())
             .then(a.1.as_bytes().cmp(b.1.as_bytes()))
@@ -41,7 +48,7 @@ fn sorted(params: &[(String, String)]) -> Vec<&(String, String)> {
     sorted
 }
 
-fn update_with_params(mac: &mut Hmac<Sha1>, sorted: &[&(String, String)]) {
+fn update_with_params(mac: &mut Hmac<Sha1>, sorted: &[(&str, &str)]) {
     for (name, value) in sorted {
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
@@ -91,10 +98,10 @@ impl Verifier {
 
     /// True when `signature` is valid for a request to `path_and_query` (as the request line
     /// has it, starting with `/`) with form `params`, under any variant of the public URL.
-    pub fn verify(
+    pub fn verify<K: AsRef<str>, V: AsRef<str>>(
         &self,
         path_and_query: &str,
-        params: &[(String, String)],
+        params: &[(K, V)],
         signature: &str,
     ) -> bool {
         let mut presented = [0u8; 20];

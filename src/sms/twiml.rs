@@ -4,32 +4,53 @@
 /// Escapes text for XML element content and attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab and line breaks are not allowed in XML 1.0.
-            c if c.is_control() && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => out.push(c),
-        }
-    }
+    escape_into(&mut out, text);
     out
+}
+
+/// Appends `text` to `out` escaped for XML: runs of plain text are copied whole.
+fn escape_into(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            // Control characters other than tab and line breaks are not allowed in XML 1.0:
+            // C0 and DEL are one byte, dropped; C1 (U+0080 to U+009F) is 0xC2 and a second byte
+            // below 0xA0, both dropped (the second byte is no character's first).
+            b'\t' | b'\n' | b'\r' => continue,
+            0..0x20 | 0x7f => "",
+            0xc2 if bytes.get(i + 1).is_some_and(|&next| next < 0xa0) => {
+                out.push_str(&text[plain..i]);
+                plain = i + 2;
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(&text[plain..i]);
+        out.push_str(replacement);
+        plain = i + 1;
+    }
+    out.push_str(&text[plain..]);
 }
 
 /// The TwiML document for these messages.
 pub fn response(messages: &[String]) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    const HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
     if messages.is_empty() {
-        out.push_str("<Response/>");
-        return out;
+        return format!("{HEAD}<Response/>");
     }
+    let size = messages.iter().map(|m| m.len() + 19).sum::<usize>() + HEAD.len() + 21;
+    let mut out = String::with_capacity(size);
+    out.push_str(HEAD);
     out.push_str("<Response>");
     for m in messages {
         out.push_str("<Message>");
-        out.push_str(&escape(m));
+        escape_into(&mut out, m);
         out.push_str("</Message>");
     }
     out.push_str("</Response>");
@@ -50,7 +71,46 @@ mod tests {
             response(&["Q&A <b>\"now\"</b> it's \u{7}ok".into()]),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>Q&amp;A &lt;b&gt;&quot;now&quot;&lt;/b&gt; it&apos;s ok</Message></Response>"
         );
+        // C1 controls are dropped whole; other characters, multi-byte ones too, are kept.
+        assert_eq!(
+            escape("a\u{85}b\u{9f}\u{a0}ñ\u{7f}c\u{80}\u{80}é’👋\t\r\n"),
+            "ab\u{a0}ñcé’👋\t\r\n"
+        );
+        assert_eq!(escape("\u{80}"), "");
         let two = response(&["a".into(), "b".into()]);
         assert!(two.contains("<Message>a</Message><Message>b</Message>"));
+    }
+
+    #[test]
+    fn escaping_agrees_with_a_character_by_character_escape() {
+        let slow = |text: &str| -> String {
+            text.chars()
+                .filter(|&c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
+                .map(|c| match c {
+                    '&' => "&amp;".to_string(),
+                    '<' => "&lt;".to_string(),
+                    '>' => "&gt;".to_string(),
+                    '"' => "&quot;".to_string(),
+                    '\'' => "&apos;".to_string(),
+                    c => c.to_string(),
+                })
+                .collect()
+        };
+        // Every character up to U+07FF (one and two bytes, C0 and C1 among them) and some
+        // longer ones, each alone and between others.
+        let chars: Vec<char> = (0..0x800)
+            .filter_map(char::from_u32)
+            .chain(['’', '€', '👋', '\u{fffd}'])
+            .collect();
+        for &c in &chars {
+            for text in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}b"),
+                format!("\u{85}{c}\u{c2}"),
+            ] {
+                assert_eq!(escape(&text), slow(&text), "{text:?}");
+            }
+        }
     }
 }
