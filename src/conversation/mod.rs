@@ -365,11 +365,10 @@ impl<'a> Engine<'a> {
             .templates(intent)
             .and_then(|t| Templates::pick(if empty { &t.empty } else { &t.reply }, self.lang))
             .unwrap_or("");
-        let mut out = template.replace("{conference}", &self.settings.conference);
-        for (k, v) in values {
-            out = out.replace(&format!("{{{k}}}"), v);
-        }
-        out
+        render::substitute(template, |name| match name {
+            "conference" => Some(self.settings.conference.as_str()),
+            name => values.iter().find(|(k, _)| *k == name).map(|(_, v)| *v),
+        })
     }
 
     fn fallback(&mut self) -> String {

@@ -14,6 +14,33 @@ const DAYS_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 // Day names stay in the GSM-7 alphabet (no "á"), so a reply is not switched to UCS-2 for them.
 const DAYS_ES: [&str; 7] = ["lun", "mar", "mié", "jue", "vie", "sab", "dom"];
 
+/// A reply template with each `{name}` that `value` knows replaced by its value, in one pass: a
+/// value is never read as a template itself (a session titled "Why {when} matters" stays so).
+/// Braces around a name `value` does not know are kept as written.
+pub fn substitute<'v>(template: &str, value: impl Fn(&str) -> Option<&'v str>) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find('}')
+            .and_then(|close| Some((value(&after[..close])?, close)))
+        {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// "10:30", or "Wed 10:30" when `ts` is on another local day than `now`.
 pub fn clock(agenda: &AgendaIndex, ts: Timestamp, now: Timestamp, lang: Lang) -> String {
     let mut out = String::with_capacity(9);
@@ -353,6 +380,27 @@ impl Texts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_are_filled_in_one_pass() {
+        let values = [
+            ("when", "10:30"),
+            ("title", "Why {when} matters"),
+            ("x", ""),
+        ];
+        let fill = |template: &str| {
+            substitute(template, |name| {
+                values.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+            })
+        };
+        assert_eq!(fill("{title} at {when}."), "Why {when} matters at 10:30.");
+        assert_eq!(fill("{when}{when}{x}!"), "10:3010:30!");
+        // Unknown names, lone and unclosed braces stay as written.
+        assert_eq!(fill("{nope} { {when"), "{nope} { {when");
+        assert_eq!(fill("{{when}}"), "{10:30}");
+        assert_eq!(fill("ñ{when}é"), "ñ10:30é");
+        assert_eq!(fill(""), "");
+    }
 
     #[test]
     fn hh_mm_pads_hours_and_minutes() {
