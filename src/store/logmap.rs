@@ -34,7 +34,7 @@ use super::wal::{self, Logged, Op};
 /// The least a batch cleans, once cleaning is due.
 const CLEAN_AT_LEAST: u64 = 64 << 10;
 
-type Shard = RwLock<HashMap<Box<[u8]>, Held, Hasher>>;
+type Shard = RwLock<HashMap<sled::IVec, Held, Hasher>>;
 
 /// A key's latest value and where it is in the journal (`None`: read from sled when the store
 /// opened, not written since).

@@ -3,6 +3,10 @@
 //! and poison-tolerant locks. A poisoned lock (a thread panicked holding it) is taken anyway:
 //! the maps are updated one entry at a time, so a panic leaves them consistent, and a store that
 //! stops answering would lose more than one stale entry could cost.
+//!
+//! The maps' keys are `sled::IVec`s, which hold up to 22 bytes inline (an attendee's key, a phone
+//! number): comparing a key found in the table reads the table's own slot instead of following a
+//! pointer to a separate allocation, one cache miss fewer per lookup in a map of 100,000 keys.
 
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};

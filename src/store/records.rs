@@ -156,7 +156,7 @@ pub(super) struct Records {
     /// SMS attendees' records, the latest of each in memory (folder `attendees/`).
     pub(super) attendees: LogMap,
     /// Attendee key → its journaled transcript records, oldest first.
-    turns: Vec<Shard<Box<[u8]>, Vec<Turn>>>,
+    turns: Vec<Shard<sled::IVec, Vec<Turn>>>,
     /// Hash of an idempotency key → the records with that hash.
     slots: Vec<Shard<u64, Vec<Slot>>>,
     /// Live idempotency records per segment of `processed/`.
@@ -443,7 +443,7 @@ impl Drop for Records {
 }
 
 /// Indexes one transcript record.
-fn index_turn(turns: &[Shard<Box<[u8]>, Vec<Turn>>], key: &[u8], value: &[u8], loc: Loc) {
+fn index_turn(turns: &[Shard<sled::IVec, Vec<Turn>>], key: &[u8], value: &[u8], loc: Loc) {
     let Some((attendee, id)) = split_transcript_key(key) else {
         tracing::warn!("a journaled transcript key has no entry id; it is not indexed");
         return;

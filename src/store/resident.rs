@@ -29,7 +29,7 @@ use super::maps::{Hasher, hash, lock, read, shard_of, shards, write};
 use super::wal::Logged;
 
 /// One shard of a [`Mirror`]: keys and their values.
-type Entries = HashMap<Box<[u8]>, sled::IVec, Hasher>;
+type Entries = HashMap<sled::IVec, sled::IVec, Hasher>;
 
 /// A tree's keys and values, in memory.
 #[derive(Debug)]
