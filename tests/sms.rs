@@ -656,3 +656,75 @@ async fn a_flood_from_one_number_does_not_starve_the_others() {
     assert_eq!(status, 200, "a redelivery is answered");
     server.stop().await;
 }
+
+/// `POST /sms` is served before the router (`http::run`), in the same edge: a body over the limit
+/// is refused even without a `Content-Length`, a query is part of the signed URL, every answer
+/// is counted under the route's pattern, and other methods still get the router's answer.
+#[tokio::test]
+async fn the_webhook_served_before_the_router_keeps_the_edge() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), true).await;
+
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut chunked = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    chunked
+        .write_all(
+            b"POST /sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              X-Twilio-Signature: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let chunk = format!("400\r\n{}\r\n", "a".repeat(1024));
+    for _ in 0..70 {
+        if chunked.write_all(chunk.as_bytes()).await.is_err() {
+            break; // answered and closed before the whole body
+        }
+    }
+    let _ = chunked.write_all(b"0\r\n\r\n").await;
+    let mut answer = vec![0u8; 64];
+    let read = chunked.read(&mut answer).await.unwrap();
+    let head = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    let params = inbound("SMquery0001", "what's next");
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, twiml) = server
+        .post_signed(
+            "/sms?source=twilio",
+            &params,
+            Some(&format!("{PUBLIC}/sms?source=twilio")),
+        )
+        .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(twiml.contains("<Message>"), "{twiml}");
+    // Signed for the URL without its query: refused.
+    let (status, _) = server
+        .post_signed(
+            "/sms?source=twilio",
+            &params,
+            Some(&format!("{PUBLIC}/sms")),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let r = server
+        .client
+        .get(format!("{}/sms", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+
+    let text = server.state.metrics.render(&Default::default());
+    for series in [
+        r#"concierge_http_requests_total{route="/sms",method="POST",status="413"} 1"#,
+        r#"concierge_http_requests_total{route="/sms",method="POST",status="200"} 1"#,
+        r#"concierge_http_requests_total{route="/sms",method="POST",status="403"} 1"#,
+        r#"concierge_http_requests_total{route="/sms",method="GET",status="405"} 1"#,
+        r#"concierge_http_request_duration_seconds_count{route="/sms"} 4"#,
+    ] {
+        assert!(text.contains(series), "no {series} in\n{text}");
+    }
+    server.stop().await;
+}

@@ -37,13 +37,24 @@ use crate::metrics::{Metrics, RequestLabels, RouteLabel};
 pub struct EdgeLayer {
     metrics: Arc<Metrics>,
     body_limit: usize,
+    route: Option<&'static str>,
 }
 
 impl EdgeLayer {
+    /// For routes inside the router: each request's route pattern is the one the router matched.
     pub fn new(metrics: Arc<Metrics>, body_limit: usize) -> EdgeLayer {
         EdgeLayer {
             metrics,
             body_limit,
+            route: None,
+        }
+    }
+
+    /// For one route served outside the router ([`super::run`]'s webhook): its pattern is given.
+    pub fn for_route(metrics: Arc<Metrics>, body_limit: usize, route: &'static str) -> EdgeLayer {
+        EdgeLayer {
+            route: Some(route),
+            ..EdgeLayer::new(metrics, body_limit)
         }
     }
 }
@@ -56,6 +67,7 @@ impl<S> tower::Layer<S> for EdgeLayer {
             inner,
             metrics: self.metrics.clone(),
             body_limit: self.body_limit,
+            route: self.route,
         }
     }
 }
@@ -66,6 +78,7 @@ pub struct Edge<S> {
     inner: S,
     metrics: Arc<Metrics>,
     body_limit: usize,
+    route: Option<&'static str>,
 }
 
 impl<S> tower::Service<Request> for Edge<S>
@@ -85,7 +98,9 @@ where
         let started = Instant::now();
         let span =
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
-        let route = route_label(request.extensions().get::<MatchedPath>());
+        let route = self
+            .route
+            .unwrap_or_else(|| route_label(request.extensions().get::<MatchedPath>()));
         let method = method_label(request.method());
         let too_large = content_length(&request).is_some_and(|n| n > self.body_limit as u64);
         // The service that was made ready goes into the future; its clone stays for the next call.

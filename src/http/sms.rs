@@ -100,7 +100,7 @@ fn verified<'b>(
     Ok(params)
 }
 
-async fn inbound(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn inbound(State(state): State<AppState>, request: Request) -> Response {
     match split(&state, request).await {
         Ok((headers, uri, body)) => answer(&state, &headers, &uri, &body)
             .await
