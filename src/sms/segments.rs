@@ -130,7 +130,8 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
     let text = text.trim();
     // The text still to send is UCS-2 while it starts before the end of the last character
     // outside GSM-7 (the rest is always a suffix of `text`).
-    let ucs2_until = if text.is_ascii() {
+    let ascii = text.is_ascii();
+    let ucs2_until = if ascii {
         text.bytes()
             .rposition(|b| GSM_ASCII[usize::from(b)] == 0)
             .map_or(0, |i| i + 1)
@@ -152,25 +153,23 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
         let budget = capacity.saturating_sub(footer);
         // One pass, no further than a whole page can reach: the longest prefix within the
         // budget (a page with the footer), the last line end and space in it, and whether
-        // the rest fits whole (the last page, no footer).
-        let (mut used, mut cut, mut last_newline, mut last_space) = (0, 0, None, None);
-        let mut fits = true;
-        for (i, c) in rest.char_indices() {
-            used += units(c, encoding);
-            if used > capacity {
-                fits = false;
-                break;
-            }
-            if used > budget {
-                continue;
-            }
-            match c {
-                '\n' if i > 0 => last_newline = Some(i),
-                ' ' if i > 0 => last_space = Some(i),
-                _ => {}
-            }
-            cut = i + c.len_utf8();
-        }
+        // the rest fits whole (the last page, no footer). ASCII text is read byte by byte.
+        let Scan {
+            fits,
+            mut cut,
+            last_newline,
+            last_space,
+        } = if ascii {
+            let bytes = rest.bytes().enumerate();
+            scan(
+                bytes.map(|(i, b)| (i, char::from(b))),
+                encoding,
+                budget,
+                capacity,
+            )
+        } else {
+            scan(rest.char_indices(), encoding, budget, capacity)
+        };
         if fits {
             pages.push(rest.to_string());
             break;
@@ -189,6 +188,48 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
         rest = rest[at..].trim_start();
     }
     pages
+}
+
+/// What [`paginate`] reads of the text still to send.
+struct Scan {
+    /// The whole text fits in `capacity`.
+    fits: bool,
+    /// The end of the longest prefix within `budget`.
+    cut: usize,
+    last_newline: Option<usize>,
+    last_space: Option<usize>,
+}
+
+fn scan(
+    chars: impl Iterator<Item = (usize, char)>,
+    encoding: Encoding,
+    budget: usize,
+    capacity: usize,
+) -> Scan {
+    let mut at = Scan {
+        fits: true,
+        cut: 0,
+        last_newline: None,
+        last_space: None,
+    };
+    let mut used = 0;
+    for (i, c) in chars {
+        used += units(c, encoding);
+        if used > capacity {
+            at.fits = false;
+            break;
+        }
+        if used > budget {
+            continue;
+        }
+        match c {
+            '\n' if i > 0 => at.last_newline = Some(i),
+            ' ' if i > 0 => at.last_space = Some(i),
+            _ => {}
+        }
+        at.cut = i + c.len_utf8();
+    }
+    at
 }
 
 #[cfg(test)]
@@ -339,7 +380,9 @@ mod tests {
         };
         for round in 0..3_000 {
             let words = next(400);
-            let other_until = next(words + 1);
+            // A third of the texts are ASCII only (read byte by byte).
+            let ascii_only = round % 3 == 0;
+            let other_until = if ascii_only { 0 } else { next(words + 1) };
             let mut text = String::new();
             for w in 0..words {
                 let pieces = if w < other_until && next(4) == 0 {
@@ -347,7 +390,12 @@ mod tests {
                 } else {
                     GSM
                 };
-                text.push_str(pieces[next(pieces.len())]);
+                let piece = pieces[next(pieces.len())];
+                text.push_str(if ascii_only && !piece.is_ascii() {
+                    "{ascii}"
+                } else {
+                    piece
+                });
                 if next(3) > 0 {
                     text.push(if next(8) == 0 { '\n' } else { ' ' });
                 }
