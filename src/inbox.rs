@@ -123,8 +123,8 @@ pub struct Outcome {
 
 impl Outcome {
     /// The replies' texts, as SMS sends them.
-    pub fn texts(&self) -> Vec<String> {
-        self.replies.iter().map(|r| r.text.clone()).collect()
+    pub fn texts(&self) -> impl Iterator<Item = &str> + Clone {
+        self.replies.iter().map(|r| r.text.as_str())
     }
 }
 
@@ -304,6 +304,9 @@ pub async fn handle(
             _ => {}
         }
     }
+    let unmatched = (turn.intent == crate::intents::FALLBACK)
+        .then(|| message.text.trim().chars().take(160).collect());
+    tracing::debug!(from = %message.sender.redacted(), body = %message.text, "message body");
     let record = TurnRecord {
         attendee_key: key.clone(),
         phone: message.sender.phone().map(|p| p.as_str().to_string()),
@@ -311,7 +314,7 @@ pub async fn handle(
         inbound: TranscriptEntry {
             at: now,
             inbound: true,
-            text: message.text.clone(),
+            text: message.text,
             message_id: message.message_id.clone(),
             intent: Some(turn.intent.clone()),
             sessions: Vec::new(),
@@ -332,11 +335,9 @@ pub async fn handle(
         effects: turn.effects,
         idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
         tasks: new_tasks.clone(),
-        opt_out_reason: message.text.trim().chars().take(32).collect(),
         log: crate::store::IntentEvent {
             intent: turn.intent.clone(),
-            unmatched: (turn.intent == crate::intents::FALLBACK)
-                .then(|| message.text.trim().chars().take(160).collect()),
+            unmatched,
         },
         remind,
         unremind,
@@ -376,7 +377,6 @@ pub async fn handle(
                 replies = turn.replies.len(),
                 "message handled"
             );
-            tracing::debug!(from = %message.sender.redacted(), body = %message.text, "message body");
             // Numbered while the attendee's lock is held, so no other entry slips in between.
             let n = match message.sender {
                 Sender::Web(_) => Some(state.store.transcript_len(&key)? - replies.len()),

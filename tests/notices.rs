@@ -103,7 +103,7 @@ async fn send(w: &World, from: Sender, text: &str, save: Option<&str>) -> String
     let outcome = inbox::handle(&w.state, message, w.state.clock.now())
         .await
         .unwrap();
-    outcome.texts().join("\n")
+    outcome.texts().collect::<Vec<_>>().join("\n")
 }
 
 async fn save(w: &World, from: Sender, session: &str) {

@@ -134,7 +134,7 @@ async fn answer(
     if let Some(outcome) = inbox::earlier(state, &idempotency_key)
         .map_err(|err| AppError::Internal(err.to_string()))?
     {
-        return Ok(xml(twiml::response(&outcome.texts())));
+        return Ok(xml(twiml::response(outcome.texts())));
     }
     // One number flooding cannot starve the others: over its rate it gets 429, and nothing is
     // stored.
@@ -167,7 +167,7 @@ async fn answer(
     let outcome = inbox::handle(state, message, state.clock.now())
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
-    Ok(xml(twiml::response(&outcome.texts())))
+    Ok(xml(twiml::response(outcome.texts())))
 }
 
 async fn status(State(state): State<AppState>, request: Request) -> Response {
@@ -205,5 +205,5 @@ async fn delivery(
         .await
         .map_err(|err| AppError::Internal(err.to_string()))?;
     tracing::debug!(sid, status, kept = %kept, "delivery status");
-    Ok(xml(twiml::response(&[])))
+    Ok(xml(twiml::response::<[&str; 0]>([])))
 }

@@ -504,8 +504,6 @@ pub struct TurnRecord {
     pub idempotency: Option<(String, String)>,
     /// Routing tasks the turn created or changed (a hand-off request, a message attached).
     pub tasks: Vec<Task>,
-    /// Why an opt-out happened, when one did.
-    pub opt_out_reason: String,
     /// The message's reading, for the operator's statistics.
     pub log: IntentEvent,
     /// Reminders for sessions the turn saved.
@@ -1128,7 +1126,8 @@ impl Store {
                         phone.as_bytes(),
                         OptOut {
                             at: now,
-                            reason: record.opt_out_reason.clone(),
+                            // Why: the message's first words.
+                            reason: record.inbound.text.trim().chars().take(32).collect(),
                         }
                         .encode()?,
                     )),
@@ -1673,7 +1672,6 @@ mod tests {
             effects: Vec::new(),
             idempotency: Some((message.into(), format!("reply to {message}"))),
             tasks: Vec::new(),
-            opt_out_reason: String::new(),
             log: IntentEvent {
                 intent: "greeting".into(),
                 unmatched: None,
