@@ -415,12 +415,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     runtime_with(None)
 }
 
-/// A runtime with `workers` threads (default: one per CPU).
+/// A runtime with `workers` threads (default: one per CPU). One worker is a current-thread
+/// runtime: one thread either way, without the work-stealing scheduler's shared queues and the
+/// atomics around them (`concierge load`'s servers, both alike: BENCHMARKS.md, SMS webhook step
+/// 34).
 fn runtime_with(workers: Option<usize>) -> Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers);
-    }
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder
         .enable_all()
         .build()
