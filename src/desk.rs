@@ -407,6 +407,11 @@ impl Desk {
         self.board().task(id).cloned()
     }
 
+    /// What `read` takes from a task, without copying the task (its notes can be long).
+    pub fn read_task<R>(&self, id: u64, read: impl FnOnce(&Task) -> R) -> Option<R> {
+        self.board().task(id).map(read)
+    }
+
     pub fn experts(&self) -> Vec<Expert> {
         self.board().experts().to_vec()
     }

@@ -193,14 +193,13 @@ pub async fn handle(
             id,
         );
     }
-    let handoff = attendee
-        .handoff
-        .and_then(|id| state.desk.task(id))
-        .map(|t| HandOffView {
+    let handoff = attendee.handoff.and_then(|id| {
+        state.desk.read_task(id, |t| HandOffView {
             task: t.id,
             status: t.status,
             expert: t.expert.clone(),
-        });
+        })
+    });
     let queue = (classification.action == Action::HandOff && handoff.is_none()).then(|| {
         let skill = classification.entity("skill").and_then(|e| match &e.value {
             crate::intents::matcher::EntityValue::Text(t) => Some(t.to_string()),
