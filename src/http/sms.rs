@@ -48,6 +48,21 @@ async fn split(state: &AppState, request: Request) -> Result<(HeaderMap, Uri, By
     Ok((headers, uri, body))
 }
 
+/// Runs `handle` on the request's parts ([`split`]); its error, or the body's rejection, is the
+/// answer if there is one.
+async fn with_parts(
+    state: &AppState,
+    request: Request,
+    handle: impl AsyncFnOnce(&AppState, &HeaderMap, &Uri, &[u8]) -> Result<Response, AppError>,
+) -> Response {
+    match split(state, request).await {
+        Ok((headers, uri, body)) => handle(state, &headers, &uri, &body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(rejection) => rejection,
+    }
+}
+
 /// Parses and authenticates a Twilio request. Returns its parameters.
 fn verified<'b>(
     state: &AppState,
@@ -101,12 +116,7 @@ fn verified<'b>(
 }
 
 pub(super) async fn inbound(State(state): State<AppState>, request: Request) -> Response {
-    match split(&state, request).await {
-        Ok((headers, uri, body)) => answer(&state, &headers, &uri, &body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-        Err(rejection) => rejection,
-    }
+    with_parts(&state, request, answer).await
 }
 
 async fn answer(
@@ -171,12 +181,7 @@ async fn answer(
 }
 
 async fn status(State(state): State<AppState>, request: Request) -> Response {
-    match split(&state, request).await {
-        Ok((headers, uri, body)) => delivery(&state, &headers, &uri, &body)
-            .await
-            .unwrap_or_else(IntoResponse::into_response),
-        Err(rejection) => rejection,
-    }
+    with_parts(&state, request, delivery).await
 }
 
 async fn delivery(
