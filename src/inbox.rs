@@ -16,6 +16,7 @@ use crate::conversation::{self, Effect, HandOffView, Inbound};
 use crate::intents::{Action, Classification, Lang};
 use crate::sms::phone::Phone;
 use crate::state::AppState;
+pub use crate::store::Reply;
 use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
 
 /// How long a processed message's answer is kept for redeliveries. Twilio retries within minutes;
@@ -128,14 +129,6 @@ impl Outcome {
     }
 }
 
-/// One reply: its text and, for the web chat, the sessions it shows as cards.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Reply {
-    pub text: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<String>,
-}
-
 /// The engine settings for this state's configuration and agenda.
 pub fn engine_settings(state: &AppState, sms: bool) -> conversation::Settings {
     conversation::Settings {
@@ -151,7 +144,7 @@ pub fn earlier(state: &AppState, idempotency_key: &str) -> Result<Option<Outcome
     Ok(state
         .store
         .processed(idempotency_key)?
-        .map(|earlier| duplicate(&earlier.reply)))
+        .map(|earlier| duplicate(earlier.replies)))
 }
 
 /// Handles one message, after the channel found no [`earlier`] answer to it. See the module doc
@@ -281,7 +274,6 @@ pub async fn handle(
             })
             .collect(),
     };
-    let replies_json = serde_json::to_string(&replies).unwrap_or_else(|_| "[]".into());
     // Reminders follow what the turn saved and removed.
     let mut remind = Vec::new();
     let mut unremind = Vec::new();
@@ -332,7 +324,7 @@ pub async fn handle(
             })
             .collect(),
         effects: turn.effects,
-        idempotency: message.idempotency_key.clone().map(|k| (k, replies_json)),
+        idempotency: message.idempotency_key.clone(),
         tasks: new_tasks.clone(),
         log: crate::store::IntentEvent {
             intent: turn.intent.clone(),
@@ -342,7 +334,7 @@ pub async fn handle(
         unremind,
     };
     match state.store.commit_turn(record, now).await? {
-        Committed::Duplicate(earlier) => Ok(duplicate(&earlier)),
+        Committed::Duplicate(earlier) => Ok(duplicate(earlier)),
         Committed::Done => {
             for task in new_tasks {
                 state.desk.adopt(task, now).await?;
@@ -391,18 +383,7 @@ pub async fn handle(
     }
 }
 
-fn duplicate(stored: &str) -> Outcome {
-    // Records written before replies carried cards are a list of strings.
-    let replies = serde_json::from_str(stored).unwrap_or_else(|_| {
-        serde_json::from_str::<Vec<String>>(stored)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|text| Reply {
-                text,
-                sessions: Vec::new(),
-            })
-            .collect()
-    });
+fn duplicate(replies: Vec<Reply>) -> Outcome {
     Outcome {
         replies,
         duplicate: true,

@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use crate::conversation::{Attendee, Context, Pending};
 use crate::intents::Lang;
 
-use super::{Processed, TranscriptEntry};
+use super::{Processed, Reply, TranscriptEntry};
 
 /// A value's bytes: its format version byte, then what `put` writes (`capacity`: a guess of the
 /// length, so the buffer is allocated once).
@@ -265,17 +265,46 @@ pub(super) fn get_entry(input: &mut In<'_>) -> Result<TranscriptEntry, String> {
     })
 }
 
-/// An idempotency record: the time first, so it can be read alone ([`get_processed_at`]).
-pub(super) fn put_processed(out: &mut Out<'_>, at: Timestamp, reply: &str) {
+/// An idempotency record (version 3): the time first, so it can be read alone
+/// ([`get_processed_at`]), then the replies, each its text and its sessions.
+pub(super) fn put_processed<'r>(
+    out: &mut Out<'_>,
+    at: Timestamp,
+    replies: impl ExactSizeIterator<Item = (&'r str, &'r [String])>,
+) {
     out.time(at);
-    out.str(reply);
+    out.u64(replies.len() as u64);
+    for (text, sessions) in replies {
+        out.str(text);
+        out.strs(sessions);
+    }
 }
 
 pub(super) fn get_processed(input: &mut In<'_>) -> Result<Processed, String> {
-    Ok(Processed {
-        at: input.time()?,
-        reply: input.str()?,
-    })
+    let at = input.time()?;
+    // Each reply takes two bytes at least (two lengths).
+    let n = input.len(2)?;
+    let replies = (0..n)
+        .map(|_| {
+            Ok(Reply {
+                text: input.str()?,
+                sessions: input.strs()?,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Processed { at, replies })
+}
+
+/// An idempotency record of version 2: the time and the replies as a JSON string.
+#[cfg(test)]
+pub(super) fn put_processed_v2(out: &mut Out<'_>, at: Timestamp, json: &str) {
+    out.time(at);
+    out.str(json);
+}
+
+/// An idempotency record of version 2 ([`put_processed_v2`]).
+pub(super) fn get_processed_v2(input: &mut In<'_>) -> Result<(Timestamp, String), String> {
+    Ok((input.time()?, input.str()?))
 }
 
 /// The time of an idempotency record, without copying its reply.
@@ -351,14 +380,45 @@ mod tests {
         input.end().unwrap();
     }
 
+    /// How many bytes the time of an idempotency record takes.
+    fn get_processed_at_len(bytes: &[u8]) -> usize {
+        let mut input = In::new(bytes);
+        get_processed_at(&mut input).unwrap();
+        bytes.len() - input.0.len()
+    }
+
     #[test]
     fn processed_records_round_trip_and_their_time_reads_alone() {
         let processed = Processed {
             at: Timestamp::MIN,
-            reply: "<Response/>".into(),
+            replies: vec![
+                Reply {
+                    text: "ß-ü 🎤 <b>".into(),
+                    sessions: vec!["s1".into(), "s2".into()],
+                },
+                Reply {
+                    text: String::new(),
+                    sessions: Vec::new(),
+                },
+            ],
         };
-        let bytes = encode(|out| put_processed(out, processed.at, &processed.reply));
-        assert_eq!(get_processed(&mut In::new(&bytes)).unwrap(), processed);
+        let bytes = encode(|out| {
+            put_processed(
+                out,
+                processed.at,
+                processed
+                    .replies
+                    .iter()
+                    .map(|r| (r.text.as_str(), r.sessions.as_slice())),
+            )
+        });
+        let mut input = In::new(&bytes);
+        assert_eq!(get_processed(&mut input).unwrap(), processed);
+        input.end().unwrap();
+        // A count of replies larger than the bytes that follow is an error, not an allocation.
+        let mut short = bytes.clone();
+        short[get_processed_at_len(&bytes)] = 0x7f;
+        assert!(get_processed(&mut In::new(&short)).is_err());
         assert_eq!(
             get_processed_at(&mut In::new(&bytes)).unwrap(),
             Timestamp::MIN

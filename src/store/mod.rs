@@ -157,8 +157,16 @@ trait Compact: Versioned {
     /// The binary format's version byte.
     const COMPACT: u8;
 
+    /// An earlier binary format's version byte, still read (by [`Compact::get_older`]).
+    const OLDER_COMPACT: Option<u8> = None;
+
     fn put(&self, out: &mut binary::Out<'_>);
     fn get(input: &mut binary::In<'_>) -> Result<Self, String>;
+
+    /// Reads a value of the [`Compact::OLDER_COMPACT`] format.
+    fn get_older(_input: &mut binary::In<'_>) -> Result<Self, String> {
+        Err("no older binary format is read".into())
+    }
 
     fn encode_compact(&self) -> Vec<u8> {
         binary::encode(Self::COMPACT, 256, |out| self.put(out))
@@ -171,9 +179,16 @@ trait Compact: Versioned {
             message,
         };
         match bytes.split_first() {
-            Some((&version, rest)) if version == Self::COMPACT => {
+            Some((&version, rest))
+                if version == Self::COMPACT || Some(version) == Self::OLDER_COMPACT =>
+            {
                 let mut input = binary::In::new(rest);
-                let value = Self::get(&mut input).map_err(decode_error)?;
+                let value = if version == Self::COMPACT {
+                    Self::get(&mut input)
+                } else {
+                    Self::get_older(&mut input)
+                };
+                let value = value.map_err(decode_error)?;
                 input.end().map_err(decode_error)?;
                 Ok(value)
             }
@@ -437,11 +452,69 @@ impl Versioned for OptOut {
     const WHAT: &'static str = "an opt-out";
 }
 
-/// A message that was processed: what was answered, so a redelivery gets the same answer.
+/// One reply to a message: its text and, for the web chat, the sessions it shows as cards.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+}
+
+/// A message that was processed: what was answered, so a redelivery gets the same answer.
+///
+/// Written in the binary format, version 3 (the time, then the replies). Still read: binary
+/// version 2 and JSON version 1, whose `reply` is the replies as a JSON list (of replies, or of
+/// texts before replies carried cards).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ProcessedJson", into = "ProcessedJson")]
 pub struct Processed {
     pub at: Timestamp,
-    pub reply: String,
+    pub replies: Vec<Reply>,
+}
+
+/// [`Processed`] as JSON (format version 1) writes it: the replies as a JSON string.
+#[derive(Serialize, Deserialize)]
+struct ProcessedJson {
+    at: Timestamp,
+    reply: String,
+}
+
+impl TryFrom<ProcessedJson> for Processed {
+    type Error = String;
+
+    fn try_from(json: ProcessedJson) -> Result<Self, String> {
+        Ok(Processed {
+            at: json.at,
+            replies: replies_from_json(&json.reply)?,
+        })
+    }
+}
+
+impl From<Processed> for ProcessedJson {
+    fn from(processed: Processed) -> Self {
+        ProcessedJson {
+            at: processed.at,
+            reply: serde_json::to_string(&processed.replies).unwrap_or_else(|_| "[]".into()),
+        }
+    }
+}
+
+/// The replies of an idempotency record written before version 3: a JSON list of replies, or of
+/// texts (before replies carried cards).
+fn replies_from_json(json: &str) -> Result<Vec<Reply>, String> {
+    serde_json::from_str(json).or_else(|err| {
+        serde_json::from_str::<Vec<String>>(json)
+            .map(|texts| {
+                texts
+                    .into_iter()
+                    .map(|text| Reply {
+                        text,
+                        sessions: Vec::new(),
+                    })
+                    .collect()
+            })
+            .map_err(|_| format!("the stored replies are not a list of replies: {err}"))
+    })
 }
 
 impl Versioned for Processed {
@@ -450,16 +523,31 @@ impl Versioned for Processed {
 }
 
 impl Compact for Processed {
-    const COMPACT: u8 = 2;
+    const COMPACT: u8 = 3;
+    const OLDER_COMPACT: Option<u8> = Some(2);
 
     fn put(&self, out: &mut binary::Out<'_>) {
         // Destructured so a new field is a compile error here.
-        let Processed { at, reply } = self;
-        binary::put_processed(out, *at, reply);
+        let Processed { at, replies } = self;
+        binary::put_processed(
+            out,
+            *at,
+            replies
+                .iter()
+                .map(|r| (r.text.as_str(), r.sessions.as_slice())),
+        );
     }
 
     fn get(input: &mut binary::In<'_>) -> Result<Self, String> {
         binary::get_processed(input)
+    }
+
+    fn get_older(input: &mut binary::In<'_>) -> Result<Self, String> {
+        let (at, json) = binary::get_processed_v2(input)?;
+        Ok(Processed {
+            at,
+            replies: replies_from_json(&json)?,
+        })
     }
 }
 
@@ -500,8 +588,8 @@ pub struct TurnRecord {
     pub inbound: TranscriptEntry,
     pub outbound: Vec<TranscriptEntry>,
     pub effects: Vec<Effect>,
-    /// The idempotency key and the reply to give again on redelivery.
-    pub idempotency: Option<(String, String)>,
+    /// The idempotency key: a redelivery with it gets the replies (`outbound`) again.
+    pub idempotency: Option<String>,
     /// Routing tasks the turn created or changed (a hand-off request, a message attached).
     pub tasks: Vec<Task>,
     /// The message's reading, for the operator's statistics.
@@ -609,8 +697,8 @@ fn intent_log_key(at: Timestamp, id: u64) -> [u8; 16] {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Committed {
     Done,
-    /// The message was processed before; this is the reply given then.
-    Duplicate(String),
+    /// The message was processed before; these are the replies given then.
+    Duplicate(Vec<Reply>),
 }
 
 #[derive(Debug)]
@@ -1111,10 +1199,19 @@ impl Store {
                 TurnEntries::encode(chunk)?,
             ));
         }
-        let idempotency = record.idempotency.as_ref().map(|(key, reply)| {
-            // What `Processed { at: now, reply }.encode_compact()` writes, without copying the reply.
-            let bytes = binary::encode(Processed::COMPACT, reply.len() + 16, |out| {
-                binary::put_processed(out, now, reply)
+        let idempotency = record.idempotency.as_ref().map(|key| {
+            // What `Processed { at: now, replies }.encode_compact()` writes, from the turn's
+            // outbound entries instead of copies of them.
+            let size: usize = record.outbound.iter().map(|e| e.text.len() + 4).sum();
+            let bytes = binary::encode(Processed::COMPACT, size + 16, |out| {
+                binary::put_processed(
+                    out,
+                    now,
+                    record
+                        .outbound
+                        .iter()
+                        .map(|e| (e.text.as_str(), e.sessions.as_slice())),
+                )
             });
             (key.as_bytes().to_vec(), bytes)
         });
@@ -1160,9 +1257,9 @@ impl Store {
         };
         match self.writer.commit(change).await? {
             writer::Outcome::Done => Ok(Committed::Done),
-            writer::Outcome::Duplicate(earlier) => {
-                Ok(Committed::Duplicate(Processed::decode_any(&earlier)?.reply))
-            }
+            writer::Outcome::Duplicate(earlier) => Ok(Committed::Duplicate(
+                Processed::decode_any(&earlier)?.replies,
+            )),
         }
     }
 
@@ -1626,13 +1723,52 @@ mod tests {
         trailing.push(0);
         assert!(Attendee::decode_any(&trailing).is_err());
 
+        // An idempotency record: version 3 (binary replies), 2 (binary, the replies as JSON), 1
+        // (JSON, the replies as JSON), and in 1 and 2 the list of texts written before cards.
         let processed = Processed {
             at: Timestamp::UNIX_EPOCH,
-            reply: "<Response/>".into(),
+            replies: vec![reply("Q&A \"now\"", &["s1", "s2"]), reply("ß 🎤\n2", &[])],
         };
-        for bytes in [processed.encode_compact(), processed.encode().unwrap()] {
-            assert_eq!(Processed::decode_any(&bytes).unwrap(), processed);
+        let json = r#"[{"text":"Q&A \"now\"","sessions":["s1","s2"]},{"text":"ß 🎤\n2"}]"#;
+        let v2 = |json: &str| {
+            binary::encode(2, 64, |out| {
+                binary::put_processed_v2(out, Timestamp::UNIX_EPOCH, json)
+            })
+        };
+        let v1 = |json: &str| {
+            let mut bytes = vec![1];
+            serde_json::to_writer(
+                &mut bytes,
+                &serde_json::json!({"at": "1970-01-01T00:00:00Z", "reply": json}),
+            )
+            .unwrap();
+            bytes
+        };
+        let texts = Processed {
+            at: Timestamp::UNIX_EPOCH,
+            replies: vec![reply("a", &[]), reply("b", &[])],
+        };
+        for (bytes, expected) in [
+            (processed.encode_compact(), &processed),
+            (processed.encode().unwrap(), &processed),
+            (v2(json), &processed),
+            (v1(json), &processed),
+            (v2(r#"["a","b"]"#), &texts),
+            (v1(r#"["a","b"]"#), &texts),
+        ] {
+            assert_eq!(
+                &Processed::decode_any(&bytes).unwrap(),
+                expected,
+                "{:?}",
+                bytes[0]
+            );
             assert_eq!(records::processed_at(&bytes), Some(0), "{:?}", bytes[0]);
+        }
+        assert_eq!(processed.encode_compact()[0], 3);
+        assert_eq!(processed.encode().unwrap()[0], 1);
+        for broken in [v2("<Response/>"), v1("{}")] {
+            let err = Processed::decode_any(&broken).unwrap_err().to_string();
+            assert!(err.contains("not a list of replies"), "{err}");
         }
 
         // A turn's entries: version 3 (binary), version 2 (a JSON list), version 1 (one entry).
@@ -1653,6 +1789,13 @@ mod tests {
         assert!(TurnEntries::decode_any(&short).is_err());
     }
 
+    fn reply(text: &str, sessions: &[&str]) -> Reply {
+        Reply {
+            text: text.into(),
+            sessions: sessions.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     fn turn(attendee: &str, message: &str) -> TurnRecord {
         let entry = |inbound: bool, text: &str| TranscriptEntry {
             at: Timestamp::UNIX_EPOCH,
@@ -1670,7 +1813,7 @@ mod tests {
             inbound: entry(true, "hi"),
             outbound: vec![entry(false, &format!("reply to {message}"))],
             effects: Vec::new(),
-            idempotency: Some((message.into(), format!("reply to {message}"))),
+            idempotency: Some(message.into()),
             tasks: Vec::new(),
             log: IntentEvent {
                 intent: "greeting".into(),
@@ -1700,8 +1843,8 @@ mod tests {
         for task in tasks {
             match task.await.unwrap().unwrap() {
                 Committed::Done => done += 1,
-                Committed::Duplicate(reply) => {
-                    assert!(reply.starts_with("reply to SM"), "{reply}");
+                Committed::Duplicate(replies) => {
+                    assert!(replies[0].text.starts_with("reply to SM"), "{replies:?}");
                     duplicates += 1;
                 }
             }
@@ -1721,8 +1864,8 @@ mod tests {
         assert!(store.transcript.is_empty() && store.idempotency.is_empty());
         assert_eq!(store.in_memory().idempotency_keys, 200);
         assert_eq!(
-            store.processed("SM7").unwrap().unwrap().reply,
-            "reply to SM7"
+            store.processed("SM7").unwrap().unwrap().replies,
+            [reply("reply to SM7", &[])]
         );
         // The intent log holds each message once, in one entry per batch; an entry written one
         // message at a time (format version 1) still counts.
@@ -1822,8 +1965,8 @@ mod tests {
         assert_eq!(store.transcript_len("a1").unwrap(), 3);
         // What the store keeps in memory was filled from sled and the log.
         assert_eq!(
-            store.processed("SM1").unwrap().unwrap().reply,
-            "reply to SM1"
+            store.processed("SM1").unwrap().unwrap().replies,
+            [reply("reply to SM1", &[])]
         );
         assert!(store.processed("SM2").unwrap().is_none());
         assert!(matches!(
@@ -1900,7 +2043,7 @@ mod tests {
             let entry = turn("a1", &format!("SM{n}")).inbound.encode().unwrap();
             let processed = Processed {
                 at: now,
-                reply: format!("reply to SM{n}"),
+                replies: vec![reply(&format!("reply to SM{n}"), &[])],
             };
             vec![
                 Op::insert(
@@ -1945,8 +2088,8 @@ mod tests {
             );
             for sid in ["SM1", "SM2", "SM3"] {
                 assert_eq!(
-                    store.processed(sid).unwrap().unwrap().reply,
-                    format!("reply to {sid}")
+                    store.processed(sid).unwrap().unwrap().replies,
+                    [reply(&format!("reply to {sid}"), &[])]
                 );
             }
             assert_eq!(store.in_memory().idempotency_keys, 3);
@@ -1963,7 +2106,7 @@ mod tests {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let old = Processed {
             at: now - jiff::SignedDuration::from_hours(2),
-            reply: "an older reply".into(),
+            replies: vec![reply("an older reply", &[])],
         };
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
@@ -1982,7 +2125,7 @@ mod tests {
         assert_eq!(store.processed("SM0").unwrap(), Some(old.clone()));
         assert_eq!(
             store.commit_turn(turn("a1", "SM0"), now).await.unwrap(),
-            Committed::Duplicate("an older reply".into())
+            Committed::Duplicate(vec![reply("an older reply", &[])])
         );
         store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
         // A notice after the turn, written to sled with a newer id.

@@ -92,8 +92,8 @@ struct Slot {
     at: i64,
 }
 
-/// The `at` of an idempotency record's value (a [`Processed`](super::Processed) in either
-/// format), without its reply.
+/// The `at` of an idempotency record's value (a [`Processed`](super::Processed) in any of its
+/// formats), without its replies.
 pub(super) fn processed_at(value: &[u8]) -> Option<i64> {
     use super::{Compact, Processed, Versioned};
     #[derive(serde::Deserialize)]
@@ -101,7 +101,8 @@ pub(super) fn processed_at(value: &[u8]) -> Option<i64> {
         at: Timestamp,
     }
     let at = match value.split_first()? {
-        (&Processed::COMPACT, rest) => {
+        // Both binary formats begin with the time.
+        (&v, rest) if v == Processed::COMPACT || Some(v) == Processed::OLDER_COMPACT => {
             super::binary::get_processed_at(&mut super::binary::In::new(rest)).ok()?
         }
         (&Processed::VERSION, json) => serde_json::from_slice::<At>(json).ok()?.at,
@@ -486,10 +487,14 @@ fn index_slot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Processed, Versioned};
+    use crate::store::{Compact, Processed, Reply};
 
-    fn processed(sid: &str, at: Timestamp, reply: String) -> Op {
-        let record = Processed { at, reply }.encode().unwrap();
+    fn processed(sid: &str, at: Timestamp, text: String) -> Op {
+        let replies = vec![Reply {
+            text,
+            sessions: Vec::new(),
+        }];
+        let record = Processed { at, replies }.encode_compact();
         Op::insert(Logged::Idempotency, sid, record)
     }
 
@@ -519,7 +524,7 @@ mod tests {
         assert_eq!(records.processed(b"SM1").unwrap(), None);
         assert_eq!(segments(), 1, "the first segment has nothing live");
         let two = records.processed(b"SM2").unwrap().unwrap();
-        assert_eq!(Processed::decode(&two).unwrap().reply, "two");
+        assert_eq!(Processed::decode_any(&two).unwrap().replies[0].text, "two");
         // A key never stored, and one whose hash is stored but not the key itself, are absent.
         assert_eq!(records.processed(b"SM3").unwrap(), None);
         records.sync().unwrap();
