@@ -5,6 +5,8 @@
 //! Any other character switches the whole text to UCS-2: 70 in one segment, 67 per segment when
 //! concatenated, counted in UTF-16 code units (an emoji is two).
 
+use super::chunk::Chunk;
+
 /// The GSM 03.38 basic character set (the escape is not a character here).
 const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 /// Characters of the extension table: each takes an escape plus itself, two septets.
@@ -68,15 +70,36 @@ fn gsm_units(c: char) -> Option<usize> {
     }
 }
 
+/// ASCII bytes that are not one septet of GSM 03.38's basic set (controls, `[ \ ] ^ ``` and
+/// `{ | } ~` DEL), with `_`, which is: eight bytes without any of these are eight septets.
+const NOT_ONE_SEPTET: &[(u8, u8)] = &[(0, 0x1f), (0x5b, 0x60), (0x7b, 0x7f)];
+
+/// The septets of ASCII text, or `None` if some byte is not in GSM 03.38.
+fn gsm_ascii_units(bytes: &[u8]) -> Option<usize> {
+    let mut units = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if Chunk::at(bytes, i).is_some_and(|chunk| !chunk.any_in(NOT_ONE_SEPTET)) {
+            units += 8;
+            i += 8;
+            continue;
+        }
+        for &b in &bytes[i..(i + 8).min(bytes.len())] {
+            match GSM_ASCII[usize::from(b)] {
+                0 => return None,
+                n => units += usize::from(n),
+            }
+        }
+        i += 8;
+    }
+    Some(units)
+}
+
 /// Counts the segments of `text`.
 pub fn count(text: &str) -> Count {
-    // Most replies are ASCII: a table lookup per byte, no decoding.
+    // Most replies are ASCII: no decoding, and eight bytes at a time where none is special.
     let gsm: Option<usize> = if text.is_ascii() {
-        text.bytes()
-            .try_fold(0, |units, b| match GSM_ASCII[usize::from(b)] {
-                0 => None,
-                n => Some(units + usize::from(n)),
-            })
+        gsm_ascii_units(text.as_bytes())
     } else {
         text.chars().map(gsm_units).sum()
     };
@@ -105,6 +128,14 @@ fn capacity(encoding: Encoding, segments: usize) -> usize {
         (Encoding::Gsm7, n) => 153 * n,
         (Encoding::Ucs2, 1) => 70,
         (Encoding::Ucs2, n) => 67 * n,
+    }
+}
+
+/// [`units`] of an ASCII character, by table.
+fn ascii_units(b: u8, encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Gsm7 => usize::from(GSM_ASCII[usize::from(b & 0x7f)].max(1)),
+        Encoding::Ucs2 => 1,
     }
 }
 
@@ -163,12 +194,17 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
             let bytes = rest.bytes().enumerate();
             scan(
                 bytes.map(|(i, b)| (i, char::from(b))),
-                encoding,
+                |c| ascii_units(c as u8, encoding),
                 budget,
                 capacity,
             )
         } else {
-            scan(rest.char_indices(), encoding, budget, capacity)
+            scan(
+                rest.char_indices(),
+                |c| units(c, encoding),
+                budget,
+                capacity,
+            )
         };
         if fits {
             pages.push(rest.to_string());
@@ -200,9 +236,10 @@ struct Scan {
     last_space: Option<usize>,
 }
 
+/// Reads `chars` (with their byte offsets) as far as a page can reach; `units` counts each.
 fn scan(
     chars: impl Iterator<Item = (usize, char)>,
-    encoding: Encoding,
+    units: impl Fn(char) -> usize,
     budget: usize,
     capacity: usize,
 ) -> Scan {
@@ -214,7 +251,7 @@ fn scan(
     };
     let mut used = 0;
     for (i, c) in chars {
-        used += units(c, encoding);
+        used += units(c);
         if used > capacity {
             at.fits = false;
             break;
@@ -252,6 +289,20 @@ mod tests {
         assert_eq!(gsm_units('`'), None);
         assert_eq!(gsm_units('{'), Some(2));
         assert_eq!(gsm_units('a'), Some(1));
+    }
+
+    #[test]
+    fn counting_ascii_by_chunks_agrees_with_counting_by_characters() {
+        let slow = |text: &str| -> Option<usize> { text.chars().map(gsm_units).sum() };
+        for b in 0u8..128 {
+            let c = char::from(b);
+            for at in 0..17 {
+                let text = format!("{}{c}{}", &"Sessions at 10:30"[..at], " in Room 4, then");
+                assert_eq!(gsm_ascii_units(text.as_bytes()), slow(&text), "{text:?}");
+                let twice = format!("{text}{c}{text}");
+                assert_eq!(gsm_ascii_units(twice.as_bytes()), slow(&twice), "{twice:?}");
+            }
+        }
     }
 
     #[test]
