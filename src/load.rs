@@ -194,13 +194,29 @@ fn splitmix(mut x: u64) -> u64 {
 fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<String>) {
     // Senders are drawn afresh in each run (a run of rounds would repeat them otherwise).
     let number = format!("+1555{:07}", splitmix(n ^ run) % plan.numbers.max(1));
-    let params = vec![
-        ("AccountSid".to_string(), target.account.clone()),
-        ("Body".to_string(), pick(n).to_string()),
-        ("From".to_string(), number),
-        ("MessageSid".to_string(), format!("SM{run:016x}{n:016x}")),
-        ("NumMedia".to_string(), "0".to_string()),
-        ("To".to_string(), "+15550000000".to_string()),
+    let sid = format!("SM{run:016x}{n:016x}");
+    // Every parameter Twilio sends with an incoming SMS, in the order of a captured request
+    // (`reference/twilio-and-taskrouter.md`, 1.1), the sender's geography unknown as it often is.
+    let params: [(&str, &str); 19] = [
+        ("ToCountry", "US"),
+        ("ToState", "CA"),
+        ("SmsMessageSid", &sid),
+        ("NumMedia", "0"),
+        ("ToCity", "SAN FRANCISCO"),
+        ("FromZip", ""),
+        ("SmsSid", &sid),
+        ("FromState", ""),
+        ("SmsStatus", "received"),
+        ("FromCity", ""),
+        ("Body", pick(n)),
+        ("FromCountry", "US"),
+        ("To", "+15550000000"),
+        ("ToZip", "94103"),
+        ("NumSegments", "1"),
+        ("MessageSid", &sid),
+        ("AccountSid", &target.account),
+        ("From", &number),
+        ("ApiVersion", "2010-04-01"),
     ];
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params.iter())

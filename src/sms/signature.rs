@@ -23,9 +23,10 @@ pub fn compute<K: AsRef<str>, V: AsRef<str>>(
     url: &str,
     params: &[(K, V)],
 ) -> String {
+    let mut message = url.as_bytes().to_vec();
+    signed_params(&sorted(params), &mut message);
     let mut mac = keyed(auth_token);
-    mac.update(url.as_bytes());
-    update_with_params(&mut mac, &sorted(params));
+    mac.update(&message);
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
@@ -36,22 +37,37 @@ fn keyed(auth_token: &str) -> Hmac<Sha1> {
 /// The parameters sorted by name, then value, byte-wise (repeated names are sorted by value, as
 /// Twilio's SDKs do).
 fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> {
-    let mut sorted: Vec<(&str, &str)> = params
+    // Each name's first eight bytes as a big-endian number (zero-padded) orders names as their
+    // bytes do wherever the eight differ, which is almost always: one comparison of integers
+    // instead of a `memcmp`, and the full comparison only on a tie.
+    let prefix = |name: &str| {
+        let mut eight = [0u8; 8];
+        let n = name.len().min(8);
+        eight[..n].copy_from_slice(&name.as_bytes()[..n]);
+        u64::from_be_bytes(eight)
+    };
+    let mut keyed: Vec<(u64, &str, &str)> = params
         .iter()
-        .map(|(name, value)| (name.as_ref(), value.as_ref()))
+        .map(|(name, value)| (prefix(name.as_ref()), name.as_ref(), value.as_ref()))
         .collect();
-    sorted.sort_unstable_by(|a, b| {
-        a.0.as_bytes()
-            .cmp(b.0.as_bytes())
-            .then(a.1.as_bytes().cmp(b.1.as_bytes()))
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
+            .then_with(|| a.2.as_bytes().cmp(b.2.as_bytes()))
     });
-    sorted
+    keyed
+        .into_iter()
+        .map(|(_, name, value)| (name, value))
+        .collect()
 }
 
-fn update_with_params(mac: &mut Hmac<Sha1>, sorted: &[(&str, &str)]) {
+/// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
+/// separators.
+fn signed_params(sorted: &[(&str, &str)], out: &mut Vec<u8>) {
+    out.reserve(sorted.iter().map(|(n, v)| n.len() + v.len()).sum());
     for (name, value) in sorted {
-        mac.update(name.as_bytes());
-        mac.update(value.as_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(value.as_bytes());
     }
 }
 
@@ -109,12 +125,14 @@ impl Verifier {
             Ok(20) => {}
             _ => return false,
         }
-        let sorted = sorted(params);
+        // One buffer, fed to the MAC in one call per variant (a call per name and value cost more
+        // than the copies).
+        let mut message = path_and_query.as_bytes().to_vec();
+        signed_params(&sorted(params), &mut message);
         self.bases.iter().any(|base| {
             let mut mac = self.keyed.clone();
             mac.update(base.as_bytes());
-            mac.update(path_and_query.as_bytes());
-            update_with_params(&mut mac, &sorted);
+            mac.update(&message);
             bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&presented))
         })
     }
@@ -138,6 +156,53 @@ mod tests {
     }
 
     const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
+    #[test]
+    fn params_sort_as_their_bytes_do() {
+        let names = [
+            "MediaUrl10",
+            "MediaUrl1",
+            "MediaUrl0",
+            "MediaUrl",
+            "Media",
+            "",
+            "a",
+            "ab\0",
+            "ab",
+            "ab\0x",
+            "From",
+            "FromCity",
+            "FromCountry",
+            "Body",
+            "body",
+            "Zürich",
+            "Zz",
+            "z",
+            "SmsMessageSid",
+            "SmsSid",
+            "SmsSidX",
+        ];
+        let mut params = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            for value in ["2", "10", "1", ""].iter().take(1 + i % 4) {
+                params.push((name.to_string(), value.to_string()));
+            }
+        }
+        // Every rotation of the list, so the sort starts from different orders.
+        for start in 0..params.len() {
+            params.rotate_left(1);
+            let mut expected: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            expected.sort_by(|a, b| {
+                a.0.as_bytes()
+                    .cmp(b.0.as_bytes())
+                    .then(a.1.as_bytes().cmp(b.1.as_bytes()))
+            });
+            assert_eq!(sorted(&params), expected, "rotation {start}");
+        }
+    }
 
     #[test]
     fn twilio_published_vectors() {
