@@ -991,12 +991,19 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         )),
     );
     let flush = load::flush_latency(&scratch, 200)?;
+    let ms = |h: &hdrhistogram::Histogram<u64>| {
+        format!(
+            "p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0,
+        )
+    };
     println!(
-        "disk flush (4 KiB write + fdatasync, 200 times, in {}): p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        "disk flush (4 KiB write + fdatasync, 200 times, in {}): in place {}; growing the file {}",
         std::env::temp_dir().display(),
-        flush.value_at_quantile(0.5) as f64 / 1000.0,
-        flush.value_at_quantile(0.99) as f64 / 1000.0,
-        flush.max() as f64 / 1000.0,
+        ms(&flush.in_place),
+        ms(&flush.growing),
     );
     let (guard, base, target) = match &args.url {
         Some(url) => {

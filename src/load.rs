@@ -690,22 +690,45 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// fsync latency of the disk under `dir`: `rounds` 4 KiB writes each followed by `sync_data`.
-pub fn flush_latency(dir: &Path, rounds: usize) -> Result<Histogram<u64>> {
+/// The disk's flush latency under `dir`, the two ways the write-ahead log meets it.
+pub struct FlushLatency {
+    /// Each write grows the file (a log's first appends, were it not grown ahead of them).
+    pub growing: Histogram<u64>,
+    /// Each write goes over zeros written before (the log's appends once it has been grown).
+    pub in_place: Histogram<u64>,
+}
+
+/// `rounds` 4 KiB writes under `dir`, each followed by `sync_data`: appended to an empty file,
+/// then over a file of zeros written and synced first.
+pub fn flush_latency(dir: &Path, rounds: usize) -> Result<FlushLatency> {
+    use std::io::{Seek, SeekFrom};
     std::fs::create_dir_all(dir)?;
     let path = dir.join("flush-probe");
-    let mut file = std::fs::File::create(&path)?;
     let block = [0x5au8; 4096];
-    let mut hist = histogram();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        file.write_all(&block)?;
-        file.sync_data()?;
-        hist.record((t.elapsed().as_micros() as u64).max(1))?;
-    }
-    drop(file);
+    let probe = |in_place: bool| -> Result<Histogram<u64>> {
+        let mut file = std::fs::File::create(&path)?;
+        if in_place {
+            file.write_all(&vec![0; rounds * block.len()])?;
+            file.sync_data()?;
+            file.seek(SeekFrom::Start(0))?;
+        }
+        let mut hist = histogram();
+        for _ in 0..rounds {
+            let t = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            hist.record((t.elapsed().as_micros() as u64).max(1))?;
+        }
+        Ok(hist)
+    };
+    let measured = probe(false).and_then(|growing| {
+        Ok(FlushLatency {
+            growing,
+            in_place: probe(true)?,
+        })
+    });
     let _ = std::fs::remove_file(path);
-    Ok(hist)
+    measured
 }
 
 /// A child process killed when dropped.
