@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Instructions per signed SMS webhook request, counted by callgrind over the whole service (every
+# thread) while `concierge load` drives it. Wall-clock runs on a shared 2-CPU VM drift by 10-20 %
+# from one run to the next; this count moves by about 1 %, so it tells a change on the request
+# path from the noise. It counts user-space instructions only: system calls, waiting and cache
+# misses are not in it (and SHA-1 runs without SHA-NI under valgrind, so the signature check
+# weighs more here than on the CPU).
+#
+#   benches/callgrind-webhook.sh [BINARY] [SECONDS]
+#
+# BINARY: default target/release/concierge (build it first); SECONDS measured, default 10.
+# Needs valgrind (`apt-get install valgrind`). Prints the count, and keeps callgrind's output for
+# `callgrind_annotate` if CALLGRIND_OUT is set to a file name.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-target/release/concierge}")
+secs=${2:-10}
+command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || {
+  echo "error: needs valgrind (apt-get install valgrind)" >&2
+  exit 1
+}
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+token=callgrind-auth-token
+account=AC10ad000000000000000000000000000a
+cat >"$work/config.toml" <<EOF
+bind = "127.0.0.1:$port"
+metrics_bind = "off"
+public_url = "http://127.0.0.1:$port"
+data_dir = "$work/data"
+workers = 1
+
+[twilio]
+account_sid = "$account"
+auth_token = "$token"
+sender = "+15550000000"
+api_base = "http://127.0.0.1:9"
+EOF
+
+RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+  "$bin" --config "$work/config.toml" serve >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 240); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || {
+  echo "error: the service did not start under valgrind:" >&2
+  cat "$work/serve.log" >&2
+  exit 1
+}
+
+drive() {
+  "$bin" load --url "http://127.0.0.1:$port" --auth-token "$token" --account-sid "$account" \
+    --no-baseline --connections 8 --warmup 0 --duration "$1" 2>&1
+}
+drive 3 >/dev/null # warm: caches, the allocator, the first pages of every journal
+callgrind_control -z "$pid" >/dev/null 2>&1
+report=$(drive "$secs")
+callgrind_control -d "$pid" >/dev/null 2>&1
+
+requests=$(sed -nE 's/^concierge .* ok ([0-9]+) +errors ([0-9]+).*/\1 \2/p' <<<"$report")
+read -r ok errors <<<"$requests"
+if [ -z "${ok:-}" ] || [ "$ok" -eq 0 ] || [ "$errors" -ne 0 ]; then
+  echo "error: the load run failed:" >&2
+  echo "$report" >&2
+  exit 1
+fi
+dump=$(ls "$work"/callgrind.out.* | head -n 1)
+instructions=$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$dump" | head -n 1)
+echo "$ok requests, $instructions instructions: $((instructions / ok)) instructions per request"
+if [ -n "${CALLGRIND_OUT:-}" ]; then
+  cp "$dump" "$CALLGRIND_OUT"
+  echo "callgrind output in $CALLGRIND_OUT (callgrind_annotate --inclusive=yes $CALLGRIND_OUT)"
+fi
