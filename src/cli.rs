@@ -110,6 +110,10 @@ pub struct LoadArgs {
     /// Skip the baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Also print concierge's run second by second: requests answered, the share slower than
+    /// 10 ms, the slowest (a slow spell or a slow run).
+    #[arg(long)]
+    pub timeline: bool,
     /// Threads that answer requests in the servers it starts, concierge and the baseline alike
     /// (`0`: one per CPU). Default: one fewer than the CPUs, which the load generator shares.
     #[arg(long)]
@@ -1057,6 +1061,9 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         println!("{}", report.describe_wait());
     }
     println!("{}", measured.describe_cpu());
+    if args.timeline {
+        println!("{}", report.describe_timeline());
+    }
     for e in &report.error_samples {
         println!("  error: {e}");
     }

@@ -62,6 +62,40 @@ pub struct Report {
     /// loop, the part of its latency spent waiting for an idle connection (every one busy) or
     /// for the load generator itself; in a closed loop, nothing.
     pub waited: Histogram<u64>,
+    /// The answered requests by the second of the run they were due in (rounds one after the
+    /// other), to tell a slow spell from a slow run.
+    pub timeline: Vec<Second>,
+}
+
+/// One second of a run: how many requests due in it were answered, how many of them slower
+/// than [`SLOW`], and the slowest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Second {
+    pub answered: u64,
+    pub slow: u64,
+    /// Microseconds.
+    pub max: u64,
+}
+
+impl Second {
+    fn add(&mut self, other: Second) {
+        self.answered += other.answered;
+        self.slow += other.slow;
+        self.max = self.max.max(other.max);
+    }
+}
+
+/// The latency the target's p99 must stay under (10 ms), that [`Second::slow`] counts.
+pub const SLOW: Duration = Duration::from_millis(10);
+
+/// Adds `other`'s seconds to `into`'s, second by second.
+fn add_seconds(into: &mut Vec<Second>, other: &[Second]) {
+    if into.len() < other.len() {
+        into.resize(other.len(), Second::default());
+    }
+    for (a, b) in into.iter_mut().zip(other) {
+        a.add(*b);
+    }
 }
 
 impl Report {
@@ -85,7 +119,27 @@ impl Report {
         self.elapsed += other.elapsed;
         self.latency.add(&other.latency)?;
         self.waited.add(&other.waited)?;
+        self.timeline.extend(other.timeline);
         Ok(())
+    }
+
+    /// A line per second of the run: answered, the share slower than [`SLOW`], the slowest.
+    pub fn describe_timeline(&self) -> String {
+        self.timeline
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "  second {:>3}: answered {:>7}  over {} ms {:>6.2} %  max {:>8.2} ms",
+                    i + 1,
+                    s.answered,
+                    SLOW.as_millis(),
+                    100.0 * s.slow as f64 / s.answered.max(1) as f64,
+                    s.max as f64 / 1000.0,
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The open loop's wait for a connection, for telling a slow service from a queue of requests
@@ -260,7 +314,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
             source.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut tally = Tally::new();
+            let mut tally = Tally::new(measure_from);
             let mut connection = None;
             while let Some((n, sent_at)) = source.next(end).await {
                 let sending = Instant::now();
@@ -289,11 +343,13 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
         elapsed: plan.duration,
         latency: histogram(),
         waited: histogram(),
+        timeline: Vec::new(),
     };
     for t in tasks {
         let tally = t.await?;
         report.latency.add(&tally.latency)?;
         report.waited.add(&tally.waited)?;
+        add_seconds(&mut report.timeline, &tally.seconds);
         report.ok += tally.ok;
         report.errors += tally.errors;
         for s in tally.samples {
@@ -444,6 +500,9 @@ struct Tally {
     latency: Histogram<u64>,
     /// See [`Report::waited`].
     waited: Histogram<u64>,
+    /// See [`Report::timeline`]; seconds from `from`.
+    seconds: Vec<Second>,
+    from: Instant,
     ok: u64,
     errors: u64,
     /// The first few errors.
@@ -451,10 +510,12 @@ struct Tally {
 }
 
 impl Tally {
-    fn new() -> Tally {
+    fn new(from: Instant) -> Tally {
         Tally {
             latency: histogram(),
             waited: histogram(),
+            seconds: Vec::new(),
+            from,
             ok: 0,
             errors: 0,
             samples: Vec::new(),
@@ -467,7 +528,17 @@ impl Tally {
         match outcome {
             Ok(()) => {
                 self.ok += 1;
-                let _ = self.latency.record(micros(due.elapsed()));
+                let latency = due.elapsed();
+                let _ = self.latency.record(micros(latency));
+                let at = due.saturating_duration_since(self.from).as_secs() as usize;
+                if self.seconds.len() <= at {
+                    self.seconds.resize(at + 1, Second::default());
+                }
+                self.seconds[at].add(Second {
+                    answered: 1,
+                    slow: u64::from(latency > SLOW),
+                    max: micros(latency),
+                });
                 let _ = self
                     .waited
                     .record(micros(sent.saturating_duration_since(due)));

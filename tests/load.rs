@@ -79,6 +79,7 @@ fn an_open_loop_sends_exactly_its_schedule() {
         "8",
         "--numbers",
         "1000000",
+        "--timeline",
     ]);
     let concierge = stdout
         .lines()
@@ -95,4 +96,16 @@ fn an_open_loop_sends_exactly_its_schedule() {
             .any(|l| l.contains("of which waiting to be sent") && l.contains("p99")),
         "{stdout}"
     );
+    // Second by second: each of the two seconds had its 400 requests due, all answered.
+    let seconds: Vec<&str> = stdout.lines().filter(|l| l.contains("second ")).collect();
+    assert_eq!(seconds.len(), 2, "{stdout}");
+    for (i, line) in seconds.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!(
+                "  second   {}: answered     400  over 10 ms",
+                i + 1
+            )),
+            "{line}"
+        );
+    }
 }
