@@ -245,10 +245,45 @@ fn splitmix(mut x: u64) -> u64 {
 }
 
 /// The form and signature of request `n`.
-fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<String>) {
-    // Senders are drawn afresh in each run (a run of rounds would repeat them otherwise).
-    let number = format!("+1555{:07}", splitmix(n ^ run) % plan.numbers.max(1));
-    let sid = format!("SM{run:016x}{n:016x}");
+/// Where signed requests go and how they are signed: the URL Twilio would sign, and the key.
+type Signing = Option<(String, crate::sms::signature::Signer)>;
+
+/// Appends `x` as `width` decimal digits (zero-padded; the lowest `width` digits if longer).
+fn push_decimal(out: &mut String, mut x: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (x % 10) as u8;
+        x /= 10;
+    }
+    out.extend(digits[..width].iter().map(|&d| char::from(d)));
+}
+
+/// Appends `x` as 16 lowercase hex digits.
+fn push_hex(out: &mut String, x: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend(
+        (0..16)
+            .rev()
+            .map(|i| char::from(HEX[(x >> (4 * i)) as usize & 15])),
+    );
+}
+
+fn request(
+    target: &Target,
+    signing: &Signing,
+    plan: &Plan,
+    run: u64,
+    n: u64,
+) -> (String, Option<String>) {
+    // Senders are drawn afresh in each run (a run of rounds would repeat them otherwise). Both
+    // strings are written by hand: `format!` was a tenth of the load generator's instructions.
+    let mut number = String::with_capacity(12);
+    number.push_str("+1555");
+    push_decimal(&mut number, splitmix(n ^ run) % plan.numbers.max(1), 7);
+    let mut sid = String::with_capacity(34);
+    sid.push_str("SM");
+    push_hex(&mut sid, run);
+    push_hex(&mut sid, n);
     // Every parameter Twilio sends with an incoming SMS, in the order of a captured request
     // (`reference/twilio-and-taskrouter.md`, 1.1), the sender's geography unknown as it often is.
     let params: [(&str, &str); 19] = [
@@ -272,13 +307,13 @@ fn request(target: &Target, plan: &Plan, run: u64, n: u64) -> (String, Option<St
         ("From", &number),
         ("ApiVersion", "2010-04-01"),
     ];
-    let body = url::form_urlencoded::Serializer::new(String::new())
+    // Room for the whole body, so it is not grown piece by piece.
+    let body = url::form_urlencoded::Serializer::new(String::with_capacity(640))
         .extend_pairs(params.iter())
         .finish();
-    let signature = target
-        .signing
+    let signature = signing
         .as_ref()
-        .map(|(url, token)| crate::sms::signature::compute(token, url, &params));
+        .map(|(url, signer)| signer.sign(url, &params));
     (body, signature)
 }
 
@@ -305,11 +340,18 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
         Some(rate) => Source::Scheduled(Schedule::start(started, end, rate, plan.connections)?),
         None => Source::BackToBack(Arc::new(AtomicU64::new(0))),
     };
+    let signing: Arc<Signing> = Arc::new(
+        target
+            .signing
+            .as_ref()
+            .map(|(url, token)| (url.clone(), crate::sms::signature::Signer::new(token))),
+    );
     let mut tasks = Vec::new();
     for _ in 0..plan.connections {
-        let (endpoint, target, plan, source) = (
+        let (endpoint, target, signing, plan, source) = (
             endpoint.clone(),
             target.clone(),
+            signing.clone(),
             plan.clone(),
             source.clone(),
         );
@@ -318,7 +360,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
             let mut connection = None;
             while let Some((n, sent_at)) = source.next(end).await {
                 let sending = Instant::now();
-                let (body, signature) = request(&target, &plan, run, n);
+                let (body, signature) = request(&target, &signing, &plan, run, n);
                 let outcome = tokio::time::timeout(
                     REQUEST_TIMEOUT,
                     endpoint.post(&mut connection, body, signature),
@@ -921,6 +963,26 @@ pub fn scratch_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_and_sids_are_written_as_format_writes_them() {
+        for x in [
+            0,
+            7,
+            1_234_567,
+            9_999_999,
+            42,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            let mut out = String::new();
+            push_decimal(&mut out, x % 10_000_000, 7);
+            assert_eq!(out, format!("{:07}", x % 10_000_000));
+            let mut out = String::new();
+            push_hex(&mut out, x);
+            assert_eq!(out, format!("{x:016x}"));
+        }
+    }
 
     #[test]
     fn a_schedule_releases_each_due_request_once() {

@@ -23,11 +23,31 @@ pub fn compute<K: AsRef<str>, V: AsRef<str>>(
     url: &str,
     params: &[(K, V)],
 ) -> String {
-    let mut message = url.as_bytes().to_vec();
-    signed_params(&sorted(params), &mut message);
-    let mut mac = keyed(auth_token);
-    mac.update(&message);
-    STANDARD.encode(mac.finalize().into_bytes())
+    Signer::new(auth_token).sign(url, params)
+}
+
+/// Signs as Twilio does, many requests with one auth token: the key's HMAC state is computed
+/// once (the load generator signs every request it sends). Holds that state, so no `Debug`.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: Hmac<Sha1>,
+}
+
+impl Signer {
+    pub fn new(auth_token: &str) -> Signer {
+        Signer {
+            keyed: keyed(auth_token),
+        }
+    }
+
+    /// The signature for `url` and form `params`.
+    pub fn sign<K: AsRef<str>, V: AsRef<str>>(&self, url: &str, params: &[(K, V)]) -> String {
+        let mut message = url.as_bytes().to_vec();
+        signed_params(&sorted(params), &mut message);
+        let mut mac = self.keyed.clone();
+        mac.update(&message);
+        STANDARD.encode(mac.finalize().into_bytes())
+    }
 }
 
 fn keyed(auth_token: &str) -> Hmac<Sha1> {
