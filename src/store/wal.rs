@@ -11,7 +11,9 @@
 //! Until then, the file is grown ahead of the appends, with zeros, by the journals' background
 //! sync ([`Space::extend_ahead`]), so an append rarely grows it: on this project's disk an
 //! append that grows the file syncs in 0.21 ms and one inside it in 0.10 ms (median of 3,000
-//! appends of 3.7 KB, three rounds; BENCHMARKS.md).
+//! appends of 3.7 KB, three rounds; BENCHMARKS.md). A batch synced between the zeros' write and
+//! their own sync writes them too (`fdatasync` writes every dirty page of the file): a few
+//! batches a tick, where growing the file cost every batch.
 //!
 //! Record layout (integers little-endian):
 //!
