@@ -145,16 +145,7 @@ mod tests {
             b"\xff",
             b"&&",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        for _ in 0..20_000 {
-            let mut body = Vec::new();
-            for _ in 0..(seed % 14) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                body.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
-            }
-            seed = seed.wrapping_add(1);
+        for body in crate::sms::concatenations(&pieces, 0x9e37_79b9_7f4a_7c15, 20_000, 14) {
             let parsed = parse(&body).ok().map(|params| {
                 params
                     .into_iter()

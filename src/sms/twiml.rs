@@ -186,16 +186,9 @@ mod tests {
             "\t\r",
             "!#$%",
         ];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        for _ in 0..3000 {
-            let mut text = String::new();
-            for _ in 0..(seed % 12) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
-            }
-            seed = seed.wrapping_add(1);
+        let pieces: Vec<&[u8]> = pieces.iter().map(|p| p.as_bytes()).collect();
+        for text in crate::sms::concatenations(&pieces, 0x2545_f491_4f6c_dd1d, 3000, 12) {
+            let text = String::from_utf8(text).expect("pieces of UTF-8");
             assert_eq!(escape(&text), slow(&text), "{text:?}");
         }
     }
