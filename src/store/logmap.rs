@@ -31,8 +31,10 @@ use super::journal::{Journal, Loc, inserts};
 use super::maps::{self, Hasher, hash, lock, read, shard_of, shards, write};
 use super::wal::{self, Logged, Op};
 
-/// The least a batch cleans, once cleaning is due.
-const CLEAN_AT_LEAST: u64 = 64 << 10;
+/// The least a batch cleans, once cleaning is due: a page. Small, so that cleaning keeps pace
+/// with the writes instead of running ahead in a burst (64 KiB a batch read a 64 MiB segment in
+/// half a second at 20,000 messages/s, holding every message for the writer meanwhile).
+const CLEAN_AT_LEAST: u64 = 4 << 10;
 
 type Shard = RwLock<HashMap<sled::IVec, Held, Hasher>>;
 
@@ -211,13 +213,19 @@ impl LogMap {
                     }
                 }
             };
-            let want = usize::try_from(budget - read).unwrap_or(usize::MAX);
+            // At least a record's header: a piece shorter than one holds no whole record, and
+            // would read as damage.
+            let want = usize::try_from(budget - read)
+                .unwrap_or(usize::MAX)
+                .max(wal::HEADER);
             let mut chunk = self.journal.read_raw(segment, at, want)?;
             let (mut records, mut whole) = wal::records(&chunk);
-            if whole == 0 && chunk.len() >= 8 {
+            if whole == 0 && chunk.len() >= wal::HEADER {
                 // A record longer than the piece read: read it whole.
                 let len = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                chunk = self.journal.read_raw(segment, at, 8 + len as usize)?;
+                chunk = self
+                    .journal
+                    .read_raw(segment, at, wal::HEADER + len as usize)?;
                 (records, whole) = wal::records(&chunk);
             }
             for record in &records {
@@ -424,6 +432,46 @@ mod tests {
                 value(key, 339).as_bytes()
             );
         }
+    }
+
+    /// A batch's piece of cleaning that ends a few bytes into a record's header: the next piece
+    /// reads that record whole. (It used to read the few bytes, take them for damage, finish the
+    /// segment early and copy every live record past them from memory in one batch: 13,325
+    /// records at once, and an error logged, in a load test.)
+    #[test]
+    fn cleaning_in_pieces_goes_on_where_a_piece_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = 8 << 10;
+        {
+            let journal = Journal::open(dir.path(), |_, _| {})
+                .unwrap()
+                .with_segment_bytes(segment);
+            for seq in 1..=300 {
+                let op = Op::insert(Logged::Attendees, b"sms:+1", vec![b'v'; 100]);
+                journal.append(seq, &[op]).unwrap();
+            }
+            journal.sync().unwrap();
+        }
+        let map = LogMap::open(dir.path(), Logged::Attendees)
+            .unwrap()
+            .with_segment_bytes(segment);
+        assert!(map.needs_cleaning());
+        let oldest = map.journal.sealed()[0];
+        let bytes = map.journal.read_raw(oldest, 0, 64).unwrap();
+        let first =
+            (wal::HEADER + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize) as u64;
+
+        let (copies, finished) = map.clean(first + 3).unwrap();
+
+        assert_eq!(
+            finished,
+            Vec::<u32>::new(),
+            "the segment was finished early"
+        );
+        assert!(copies.is_empty(), "the live record is in the head segment");
+        // The first record, then the second read whole (records of the same size).
+        assert_eq!(lock(&map.cleaner).at, Some((oldest, 2 * first)));
+        assert_eq!(map.get(b"sms:+1").unwrap(), &[b'v'; 100][..]);
     }
 
     /// A sealed segment damaged while the service runs: cleaning writes what the map still

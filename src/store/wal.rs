@@ -141,7 +141,7 @@ pub(super) struct Batch {
     pub ops: Vec<Op>,
 }
 
-const HEADER: usize = 8;
+pub(super) const HEADER: usize = 8;
 
 /// The log file, opened for appending.
 #[derive(Debug)]
