@@ -284,7 +284,8 @@ impl LogMap {
         self.journal.last_seq()
     }
 
-    /// Syncs the journal, then retires the segments cleaned before the sync began.
+    /// Syncs the journal, then retires the segments cleaned before the sync began (their files
+    /// are deleted by [`LogMap::delete_retired`], without the cleaner's lock).
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let cleaned = lock(&self.cleaner).cleaned.clone();
         self.journal.sync()?;
@@ -295,11 +296,16 @@ impl LogMap {
         for number in cleaned {
             // Cleaned segments are the oldest, in order; another sync may have retired it.
             if self.journal.oldest_sealed() == Some(number) {
-                self.journal.retire_oldest()?;
+                self.journal.retire_oldest();
             }
             cleaner.cleaned.retain(|&n| n != number);
         }
         Ok(())
+    }
+
+    /// Deletes the files of the segments retired so far ([`Journal::delete_retired`]).
+    pub(super) fn delete_retired(&self) -> std::io::Result<()> {
+        self.journal.delete_retired()
     }
 
     /// Bytes the journal takes.
@@ -386,6 +392,7 @@ mod tests {
             }
         }
         map.sync().unwrap();
+        map.delete_retired().unwrap();
         // 10 live records of ~70 bytes: without cleaning the journal would be ~200 KiB.
         assert!(
             map.bytes() < 2 * 1000 + 3 * segment,
@@ -516,6 +523,7 @@ mod tests {
             }
         }
         map.sync().unwrap();
+        map.delete_retired().unwrap();
         assert!(
             !first.exists(),
             "the damaged segment was cleaned and retired"

@@ -325,9 +325,11 @@ impl Records {
             if spans.get(&oldest).is_some_and(|span| span.last >= before) {
                 break;
             }
-            self.intent_log.retire_oldest()?;
+            self.intent_log.retire_oldest();
             forgotten += spans.remove(&oldest).map_or(0, |span| span.entries);
         }
+        drop(spans);
+        self.intent_log.delete_retired()?;
         Ok(forgotten)
     }
 
@@ -346,6 +348,18 @@ impl Records {
         self.processed.sync()?;
         self.intent_log.sync()?;
         self.attendees.sync()
+    }
+
+    /// Deletes the files of retired segments (the store's background sync calls it, away from
+    /// the locks the writer takes; the expiry deletes what it retires itself).
+    pub(super) fn delete_retired(&self) -> std::io::Result<()> {
+        let results = [
+            self.transcripts.delete_retired(),
+            self.processed.delete_retired(),
+            self.intent_log.delete_retired(),
+            self.attendees.delete_retired(),
+        ];
+        results.into_iter().collect()
     }
 
     /// The idempotency record of `key`, if one is live.
@@ -397,9 +411,12 @@ impl Records {
             if live.get(&oldest).is_some_and(|&n| n > 0) {
                 break;
             }
-            self.processed.retire_oldest()?;
+            self.processed.retire_oldest();
             live.remove(&oldest);
         }
+        // The writer takes `live` for every idempotency record: delete without it.
+        drop(live);
+        self.processed.delete_retired()?;
         Ok(forgotten.len())
     }
 

@@ -287,9 +287,12 @@ impl Writer {
                     let extended = space.extend_ahead(since, CHECKPOINT_BYTES).map(|len| {
                         since = len;
                     });
-                    match extended.and(records.sync()) {
+                    match extended
+                        .and(records.sync())
+                        .and(records.delete_retired())
+                    {
                         Err(err) if !failing => {
-                            tracing::warn!(error = %err, "syncing the journals or growing the write-ahead log in the background failed");
+                            tracing::warn!(error = %err, "syncing the journals, deleting retired segments or growing the write-ahead log in the background failed");
                             failing = true;
                         }
                         Err(_) => {}
