@@ -207,7 +207,8 @@ impl Desk {
             language: language.to_string(),
             priority: 0,
             created: now,
-            expires: None,
+            // As the board will set it, so that putting it there changes nothing to save.
+            expires: Some(self.routing.load().expiry(now)),
             status: TaskStatus::Pending,
             target: 0,
             target_since: now,
@@ -224,11 +225,22 @@ impl Desk {
     /// Puts a stored task on the board and routes at once.
     pub async fn adopt(&self, task: Task, now: Timestamp) -> Result<Vec<Decision>, StoreError> {
         let id = task.id;
-        self.board().add_task(task, &self.routing.load(), now);
-        let mut decisions = self.tick_inner(now);
-        decisions.1.insert(id);
-        self.save(&decisions.1, Experts::Unchanged).await?;
-        Ok(decisions.0)
+        let stored = task.clone();
+        let changed = {
+            let mut board = self.board();
+            board.add_task(task, &self.routing.load(), now);
+            board.task(id) != Some(&stored)
+        };
+        let (decisions, mut ids) = self.tick_inner(now);
+        if changed {
+            ids.insert(id);
+        }
+        // Usually nothing: the task was stored with its turn as the board holds it, and no
+        // expert was free to offer it to.
+        if !ids.is_empty() {
+            self.save(&ids, Experts::Unchanged).await?;
+        }
+        Ok(decisions)
     }
 
     /// Re-reads the routing file. If it has a problem, nothing changes and the problems (with their
@@ -375,8 +387,19 @@ impl Desk {
         Ok(decisions)
     }
 
-    /// Adds the attendee's message to their task and saves it.
-    pub async fn note(&self, task: u64, at: Timestamp, text: &str) -> Result<(), DeskError> {
+    /// How many messages the attendee has added to a task (where the next one goes), if the task
+    /// exists and still takes them (not completed or canceled).
+    pub fn message_count(&self, task: u64) -> Option<usize> {
+        self.board()
+            .task(task)
+            .filter(|t| !matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled))
+            .map(|t| t.messages.len())
+    }
+
+    /// Adds the attendee's message to their task, and tells its expert. The message is stored
+    /// already, with the turn that brought it ([`crate::store::TaskNote`]); the caller holds the
+    /// attendee's lock from [`Desk::message_count`] to here, so no other message takes its place.
+    pub fn noted(&self, task: u64, at: Timestamp, text: &str) -> Result<(), DeskError> {
         self.board().note(task, at, text)?;
         if let Some(expert) = self.holder(task) {
             self.emit(DeskEvent::Message {
@@ -386,8 +409,6 @@ impl Desk {
                 text: text.to_string(),
             });
         }
-        self.save(&BTreeSet::from([task]), Experts::Unchanged)
-            .await?;
         Ok(())
     }
 

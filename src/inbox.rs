@@ -17,7 +17,7 @@ use crate::intents::{Action, Classification, Lang};
 use crate::sms::phone::Phone;
 use crate::state::AppState;
 pub use crate::store::Reply;
-use crate::store::{Committed, StoreError, TranscriptEntry, TurnRecord};
+use crate::store::{Committed, StoreError, TaskNote, TranscriptEntry, TurnRecord};
 
 /// How long a processed message's answer is kept for redeliveries. Twilio retries within minutes;
 /// a day leaves room for a replay by hand from its error log.
@@ -253,7 +253,21 @@ pub async fn handle(
                 turn.attendee.handoff = Some(task.id);
                 new_tasks.push(task);
             }
-            Effect::Attach { task, text } => notes.push((*task, text.clone())),
+            Effect::Attach { task, text } => {
+                // Stored with the turn, under its place among the task's messages (this
+                // attendee's lock keeps that place free until the desk has the message).
+                let Some(held) = state.desk.message_count(*task) else {
+                    tracing::warn!(task, "a message for a task that takes none; not attached");
+                    continue;
+                };
+                let earlier = notes.iter().filter(|n: &&TaskNote| n.task == *task).count();
+                notes.push(TaskNote {
+                    task: *task,
+                    index: u32::try_from(held + earlier).unwrap_or(u32::MAX),
+                    at: now,
+                    text: text.clone(),
+                });
+            }
             Effect::CancelHandOff { task } => cancels.push(*task),
             _ => {}
         }
@@ -326,6 +340,7 @@ pub async fn handle(
         effects: turn.effects,
         idempotency: message.idempotency_key.clone(),
         tasks: new_tasks.clone(),
+        notes: notes.clone(),
         log: crate::store::IntentEvent {
             intent: turn.intent.clone(),
             unmatched,
@@ -339,9 +354,9 @@ pub async fn handle(
             for task in new_tasks {
                 state.desk.adopt(task, now).await?;
             }
-            for (task, text) in notes {
-                if let Err(err) = state.desk.note(task, now, &text).await {
-                    tracing::warn!(task, error = %err, "could not attach a message to its task");
+            for note in notes {
+                if let Err(err) = state.desk.noted(note.task, note.at, &note.text) {
+                    tracing::warn!(task = note.task, error = %err, "could not attach a message to its task");
                 }
             }
             for task in cancels {

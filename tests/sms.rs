@@ -608,6 +608,15 @@ async fn a_hand_off_queues_a_task_that_an_expert_takes_and_survives_a_restart() 
             .is_none()
     );
     server.stop().await;
+
+    // Each message was stored on its own with its turn; the task's record, saved again when it
+    // was accepted and completed, holds them too: read back once each, in order.
+    let server = start(dir.path(), true).await;
+    let t = server.state.desk.task(task).unwrap();
+    assert_eq!(t.status, TaskStatus::Completed);
+    let texts: Vec<&str> = t.messages.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(texts, ["it is about simulcast", "are you there?"]);
+    server.stop().await;
 }
 
 /// "whats next" from the flooding number of the test below, signed; the status.

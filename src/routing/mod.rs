@@ -83,6 +83,13 @@ pub struct Routing {
     pub task_ttl: SignedDuration,
 }
 
+impl Routing {
+    /// When a task made at `created` is canceled if no expert has accepted it.
+    pub fn expiry(&self, created: Timestamp) -> Timestamp {
+        created.checked_add(self.task_ttl).unwrap_or(Timestamp::MAX)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
@@ -326,10 +333,7 @@ impl Board {
         task.status = TaskStatus::Pending;
         task.target = 0;
         task.target_since = now;
-        let expires = task
-            .created
-            .checked_add(routing.task_ttl)
-            .unwrap_or(Timestamp::MAX);
+        let expires = routing.expiry(task.created);
         task.expires = Some(expires);
         self.expiries.insert((expires, task.id));
         let id = task.id;

@@ -335,6 +335,42 @@ impl Versioned for Task {
     const WHAT: &'static str = "a task";
 }
 
+/// A message the attendee added to their hand-off, written with their turn under the task's key
+/// and its place among the task's messages: attaching one writes it alone, not the whole task
+/// again. (Rewriting the task, messages and all, for each message made a long wait quadratic
+/// and was most of sled's writes under load.) A task's record holds its messages as of its last
+/// save; [`Store::load_routing`] adds the notes from there on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskNote {
+    pub task: u64,
+    /// Where the message goes in the task's messages (how many it held before).
+    pub index: u32,
+    pub at: Timestamp,
+    pub text: String,
+}
+
+impl TaskNote {
+    /// The key: the task's own, then the index (so a task's notes follow it, in order).
+    fn key(&self) -> [u8; 12] {
+        let mut key = [0; 12];
+        key[..8].copy_from_slice(&self.task.to_be_bytes());
+        key[8..].copy_from_slice(&self.index.to_be_bytes());
+        key
+    }
+}
+
+/// A [`TaskNote`]'s stored value.
+#[derive(Serialize, Deserialize)]
+struct StoredNote {
+    at: Timestamp,
+    text: String,
+}
+
+impl Versioned for StoredNote {
+    const VERSION: u8 = 1;
+    const WHAT: &'static str = "a message added to a task";
+}
+
 impl Versioned for Outgoing {
     const VERSION: u8 = 1;
     const WHAT: &'static str = "an outbound message";
@@ -590,8 +626,10 @@ pub struct TurnRecord {
     pub effects: Vec<Effect>,
     /// The idempotency key: a redelivery with it gets the replies (`outbound`) again.
     pub idempotency: Option<String>,
-    /// Routing tasks the turn created or changed (a hand-off request, a message attached).
+    /// Routing tasks the turn created (a hand-off request).
     pub tasks: Vec<Task>,
+    /// Messages the turn added to the attendee's task.
+    pub notes: Vec<TaskNote>,
     /// The message's reading, for the operator's statistics.
     pub log: IntentEvent,
     /// Reminders for sessions the turn saved.
@@ -1240,6 +1278,13 @@ impl Store {
                 task.encode()?,
             ));
         }
+        for note in &record.notes {
+            let value = StoredNote {
+                at: note.at,
+                text: note.text.clone(),
+            };
+            ops.push(Op::insert(Logged::Tasks, note.key(), value.encode()?));
+        }
         let intent = serde_json::to_vec(&record.log).map_err(|err| StoreError::Encode {
             what: IntentEvent::WHAT,
             message: err.to_string(),
@@ -1576,11 +1621,27 @@ impl Store {
             .iter()
             .map(|e| Expert::decode(&e?.1))
             .collect::<Result<_, _>>()?;
-        let tasks = self
-            .tasks
-            .iter()
-            .map(|t| Task::decode(&t?.1))
-            .collect::<Result<_, _>>()?;
+        let mut tasks: Vec<Task> = Vec::new();
+        for entry in self.tasks.iter() {
+            let (key, value) = entry?;
+            let Ok(note_key) = <[u8; 12]>::try_from(key.as_ref()) else {
+                tasks.push(Task::decode(&value)?);
+                continue;
+            };
+            let (id, index) = note_key.split_at(8);
+            let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
+            let index = u32::from_be_bytes(index.try_into().unwrap_or_default()) as usize;
+            let note = StoredNote::decode(&value)?;
+            // A task's key sorts just before its notes' keys.
+            match tasks.last_mut() {
+                // Notes below the count are in the record already (saved after them).
+                Some(task) if task.id == id && index >= task.messages.len() => {
+                    task.messages.push((note.at, note.text));
+                }
+                Some(task) if task.id == id => {}
+                _ => tracing::warn!(task = id, "a message added to a task that is not stored"),
+            }
+        }
         Ok((experts, tasks))
     }
 
@@ -1815,6 +1876,7 @@ mod tests {
             effects: Vec::new(),
             idempotency: Some(message.into()),
             tasks: Vec::new(),
+            notes: Vec::new(),
             log: IntentEvent {
                 intent: "greeting".into(),
                 unmatched: None,
@@ -1822,6 +1884,69 @@ mod tests {
             remind: Vec::new(),
             unremind: Vec::new(),
         }
+    }
+
+    /// A task's messages come back in order and once each, whether they are in its record (a
+    /// save after them), only in notes (attached since its last save), or both; after a reopen too.
+    #[tokio::test]
+    async fn a_tasks_messages_are_its_record_and_the_notes_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Timestamp::UNIX_EPOCH;
+        let at = |s: i64| Timestamp::from_second(s).unwrap();
+        let task = Task {
+            id: 7,
+            attendee: "sms:+15550001".into(),
+            channel: "sms".into(),
+            question: "help".into(),
+            skill: None,
+            language: "en".into(),
+            priority: 0,
+            created: now,
+            expires: None,
+            status: crate::routing::TaskStatus::Pending,
+            target: 0,
+            target_since: now,
+            reservation: None,
+            expert: None,
+            assigned_at: None,
+            completed_at: None,
+            passed_by: Vec::new(),
+            messages: Vec::new(),
+            cancel_reason: None,
+        };
+        let note = |index: u32, text: &str| TaskNote {
+            task: 7,
+            index,
+            at: at(i64::from(index) + 1),
+            text: text.into(),
+        };
+        let texts = |store: &Store| -> Vec<String> {
+            let (_, tasks) = store.load_routing().unwrap();
+            assert_eq!(tasks.len(), 1, "notes are not tasks");
+            tasks[0].messages.iter().map(|m| m.1.clone()).collect()
+        };
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let mut first = turn("sms:+15550001", "SM1");
+            first.tasks.push(task.clone());
+            store.commit_turn(first, now).await.unwrap();
+            for (sid, index, text) in [("SM2", 0, "one"), ("SM3", 1, "two")] {
+                let mut record = turn("sms:+15550001", sid);
+                record.notes.push(note(index, text));
+                store.commit_turn(record, now).await.unwrap();
+            }
+            assert_eq!(texts(&store), ["one", "two"]);
+            // Saved again holding the first message (the second came after the save).
+            let mut saved = task.clone();
+            saved.messages.push((at(1), "one".into()));
+            store.save_routing(&[], &[&saved]).await.unwrap();
+            assert_eq!(texts(&store), ["one", "two"]);
+            let mut record = turn("sms:+15550001", "SM4");
+            record.notes.push(note(2, "three"));
+            store.commit_turn(record, now).await.unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(texts(&store), ["one", "two", "three"]);
     }
 
     /// Every message delivered twice at the same moment: the two land in the same batch (or in
