@@ -481,6 +481,43 @@ mod tests {
         assert_eq!(map.get(b"sms:+1").unwrap(), &[b'v'; 100][..]);
     }
 
+    /// Once cleaning is due, a batch cleans about twice what it writes (at least
+    /// [`CLEAN_AT_LEAST`]), not a segment at once: cleaning keeps pace with the writes instead
+    /// of holding the writer for a burst.
+    #[test]
+    fn a_batch_cleans_a_piece_in_step_with_what_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let segment = 64 << 10;
+        {
+            let journal = Journal::open(dir.path(), |_, _| {})
+                .unwrap()
+                .with_segment_bytes(segment);
+            // ~180 KiB of one key written over: two sealed segments of garbage.
+            for seq in 1..=1500 {
+                let op = Op::insert(Logged::Attendees, b"sms:+1", vec![b'v'; 100]);
+                journal.append(seq, &[op]).unwrap();
+            }
+            journal.sync().unwrap();
+        }
+        let map = LogMap::open(dir.path(), Logged::Attendees)
+            .unwrap()
+            .with_segment_bytes(segment);
+        assert!(map.needs_cleaning());
+        let oldest = map.journal.sealed()[0];
+
+        put(&map, 1501, "sms:+2", "small");
+
+        let (segment_read, at) = lock(&map.cleaner).at.expect("cleaning began");
+        assert_eq!(segment_read, oldest);
+        // A page's worth of whole records and the one that crosses it: a sixteenth of the
+        // segment, not all of it.
+        assert!(
+            (4096..4096 + 200).contains(&at),
+            "read {at} bytes of a {segment}-byte segment"
+        );
+        assert!(lock(&map.cleaner).cleaned.is_empty());
+    }
+
     /// A sealed segment damaged while the service runs: cleaning writes what the map still
     /// points at there again from memory, so retiring the segment loses nothing.
     #[cfg(unix)]
