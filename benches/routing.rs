@@ -10,9 +10,7 @@
 use std::hint::black_box;
 
 use concierge::routing::expr::Expr;
-use concierge::routing::{
-    Availability, Board, Decision, Expert, Queue, Routing, Target, Task, TaskStatus,
-};
+use concierge::routing::{Availability, Board, Decision, Expert, Queue, Routing, Target, Task};
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 
@@ -103,30 +101,19 @@ fn board(routing: &Routing, busy: bool) -> (Board, Timestamp) {
         let created = start
             .checked_add(SignedDuration::from_millis(id as i64 * 50))
             .unwrap();
+        let skill = Some(SKILLS[rng.next(7) as usize].into());
+        let language = if rng.next(5) == 0 { "es" } else { "en" };
         let task = Task {
-            id,
-            attendee: format!("sms:+1555{id:07}"),
-            channel: "sms".into(),
-            question: "can an expert help me".into(),
-            skill: Some(SKILLS[rng.next(7) as usize].into()),
-            language: if rng.next(5) == 0 {
-                "es".into()
-            } else {
-                "en".into()
-            },
             priority: if rng.next(10) == 0 { 5 } else { 0 },
-            created,
-            expires: None,
-            status: TaskStatus::Pending,
-            target: 0,
-            target_since: created,
-            reservation: None,
-            expert: None,
-            assigned_at: None,
-            completed_at: None,
-            passed_by: vec![],
-            messages: Vec::new(),
-            cancel_reason: None,
+            ..Task::pending(
+                id,
+                &format!("sms:+1555{id:07}"),
+                "sms",
+                "can an expert help me",
+                skill,
+                language,
+                created,
+            )
         };
         board.add_task(task, routing, created);
     }

@@ -17,7 +17,7 @@ use crate::routing::config::RoutingFile;
 use crate::routing::expr::Expr;
 use crate::routing::{
     Availability, Board, Decision, Estimate, Expert, Queue, Routing, RoutingError, Stats, Target,
-    Task, TaskStatus,
+    Task,
 };
 use crate::store::{Store, StoreError};
 
@@ -198,27 +198,11 @@ impl Desk {
         language: &str,
         now: Timestamp,
     ) -> Result<Task, StoreError> {
+        let id = self.store.new_id()?;
         Ok(Task {
-            id: self.store.new_id()?,
-            attendee: attendee.to_string(),
-            channel: channel.to_string(),
-            question: question.to_string(),
-            skill,
-            language: language.to_string(),
-            priority: 0,
-            created: now,
             // As the board will set it, so that putting it there changes nothing to save.
             expires: Some(self.routing.load().expiry(now)),
-            status: TaskStatus::Pending,
-            target: 0,
-            target_since: now,
-            reservation: None,
-            expert: None,
-            assigned_at: None,
-            completed_at: None,
-            passed_by: Vec::new(),
-            messages: Vec::new(),
-            cancel_reason: None,
+            ..Task::pending(id, attendee, channel, question, skill, language, now)
         })
     }
 
@@ -392,7 +376,7 @@ impl Desk {
     pub fn message_count(&self, task: u64) -> Option<usize> {
         self.board()
             .task(task)
-            .filter(|t| !matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled))
+            .filter(|t| !t.status.is_over())
             .map(|t| t.messages.len())
     }
 
@@ -529,6 +513,7 @@ pub async fn run(state: crate::state::AppState, every: std::time::Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::TaskStatus;
 
     fn at(time: &str) -> Timestamp {
         format!("2026-06-09T{time}Z").parse().unwrap()

@@ -61,25 +61,16 @@ fn expert(
 
 fn task(id: u64, skill: &str, language: &str, priority: i32, created: &str) -> Task {
     Task {
-        id,
-        attendee: format!("sms:+1555000{id:04}"),
-        channel: "sms".into(),
-        question: format!("help with {skill}"),
-        skill: Some(skill.into()),
-        language: language.into(),
         priority,
-        created: t(created),
-        expires: None,
-        status: TaskStatus::Pending,
-        target: 0,
-        target_since: t(created),
-        reservation: None,
-        expert: None,
-        assigned_at: None,
-        completed_at: None,
-        passed_by: vec![],
-        messages: Vec::new(),
-        cancel_reason: None,
+        ..Task::pending(
+            id,
+            &format!("sms:+1555000{id:04}"),
+            "sms",
+            &format!("help with {skill}"),
+            Some(skill.into()),
+            language,
+            t(created),
+        )
     }
 }
 

@@ -462,7 +462,7 @@ async fn list_experts(_: Admin, State(state): State<AppState>) -> Json<Value> {
                 .desk
                 .tasks_of(&e.id)
                 .iter()
-                .filter(|t| !matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled))
+                .filter(|t| !t.status.is_over())
                 .count();
             json!({ "expert": e, "load": load })
         })

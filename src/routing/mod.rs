@@ -101,6 +101,13 @@ pub enum TaskStatus {
     Canceled,
 }
 
+impl TaskStatus {
+    /// Completed or canceled: the task takes no more messages and is never offered again.
+    pub fn is_over(self) -> bool {
+        matches!(self, TaskStatus::Completed | TaskStatus::Canceled)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Reservation {
     pub expert: String,
@@ -138,6 +145,42 @@ pub struct Task {
     #[serde(default)]
     pub messages: Vec<(Timestamp, String)>,
     pub cancel_reason: Option<String>,
+}
+
+impl Task {
+    /// A new request, waiting at the workflow's first target, nothing routed yet (priority 0, no
+    /// expiry: [`Board::add_task`] sets it).
+    pub fn pending(
+        id: u64,
+        attendee: &str,
+        channel: &str,
+        question: &str,
+        skill: Option<String>,
+        language: &str,
+        created: Timestamp,
+    ) -> Task {
+        Task {
+            id,
+            attendee: attendee.to_string(),
+            channel: channel.to_string(),
+            question: question.to_string(),
+            skill,
+            language: language.to_string(),
+            priority: 0,
+            created,
+            expires: None,
+            status: TaskStatus::Pending,
+            target: 0,
+            target_since: created,
+            reservation: None,
+            expert: None,
+            assigned_at: None,
+            completed_at: None,
+            passed_by: Vec::new(),
+            messages: Vec::new(),
+            cancel_reason: None,
+        }
+    }
 }
 
 /// What should happen now.
@@ -963,7 +1006,7 @@ impl Board {
             .tasks
             .get_mut(&task)
             .ok_or(RoutingError::UnknownTask(task))?;
-        if matches!(t.status, TaskStatus::Completed | TaskStatus::Canceled) {
+        if t.status.is_over() {
             return Err(RoutingError::NotAllowed {
                 task,
                 status: t.status,

@@ -372,13 +372,13 @@ impl Journal {
     /// rest wait for the next call (so only the oldest segment is ever missing). The store's
     /// background sync calls it, and dropping the journal.
     pub(super) fn delete_retired(&self) -> std::io::Result<()> {
-        let retired = std::mem::take(&mut *lock(&self.retired));
-        for (i, path) in retired.iter().enumerate() {
-            match std::fs::remove_file(path) {
+        // Taken out of the queue, so that retiring never waits for a deletion.
+        let mut retired = std::mem::take(&mut *lock(&self.retired)).into_iter();
+        while let Some(path) = retired.next() {
+            match std::fs::remove_file(&path) {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    let mut queue = lock(&self.retired);
-                    let later = std::mem::take(&mut *queue);
-                    queue.extend(retired[i..].iter().cloned().chain(later));
+                    // Back in front of any retired since.
+                    lock(&self.retired).splice(0..0, std::iter::once(path).chain(retired));
                     return Err(err);
                 }
                 _ => {}

@@ -340,6 +340,24 @@ mod tests {
         .unwrap();
     }
 
+    /// A map over a journal in `dir` holding `records` writes of one key (100-byte values) in
+    /// segments of `segment` bytes: all but the last garbage.
+    fn written_over(dir: &Path, segment: u64, records: u64) -> LogMap {
+        {
+            let journal = Journal::open(dir, |_, _| {})
+                .unwrap()
+                .with_segment_bytes(segment);
+            for seq in 1..=records {
+                let op = Op::insert(Logged::Attendees, b"sms:+1", vec![b'v'; 100]);
+                journal.append(seq, &[op]).unwrap();
+            }
+            journal.sync().unwrap();
+        }
+        LogMap::open(dir, Logged::Attendees)
+            .unwrap()
+            .with_segment_bytes(segment)
+    }
+
     fn segments(dir: &Path) -> usize {
         std::fs::read_dir(dir).unwrap().count()
     }
@@ -448,20 +466,7 @@ mod tests {
     #[test]
     fn cleaning_in_pieces_goes_on_where_a_piece_ended() {
         let dir = tempfile::tempdir().unwrap();
-        let segment = 8 << 10;
-        {
-            let journal = Journal::open(dir.path(), |_, _| {})
-                .unwrap()
-                .with_segment_bytes(segment);
-            for seq in 1..=300 {
-                let op = Op::insert(Logged::Attendees, b"sms:+1", vec![b'v'; 100]);
-                journal.append(seq, &[op]).unwrap();
-            }
-            journal.sync().unwrap();
-        }
-        let map = LogMap::open(dir.path(), Logged::Attendees)
-            .unwrap()
-            .with_segment_bytes(segment);
+        let map = written_over(dir.path(), 8 << 10, 300);
         assert!(map.needs_cleaning());
         let oldest = map.journal.sealed()[0];
         let bytes = map.journal.read_raw(oldest, 0, 64).unwrap();
@@ -488,20 +493,8 @@ mod tests {
     fn a_batch_cleans_a_piece_in_step_with_what_it_writes() {
         let dir = tempfile::tempdir().unwrap();
         let segment = 64 << 10;
-        {
-            let journal = Journal::open(dir.path(), |_, _| {})
-                .unwrap()
-                .with_segment_bytes(segment);
-            // ~180 KiB of one key written over: two sealed segments of garbage.
-            for seq in 1..=1500 {
-                let op = Op::insert(Logged::Attendees, b"sms:+1", vec![b'v'; 100]);
-                journal.append(seq, &[op]).unwrap();
-            }
-            journal.sync().unwrap();
-        }
-        let map = LogMap::open(dir.path(), Logged::Attendees)
-            .unwrap()
-            .with_segment_bytes(segment);
+        // ~180 KiB of one key written over: two sealed segments of garbage.
+        let map = written_over(dir.path(), segment, 1500);
         assert!(map.needs_cleaning());
         let oldest = map.journal.sealed()[0];
 

@@ -357,6 +357,15 @@ impl TaskNote {
         key[8..].copy_from_slice(&self.index.to_be_bytes());
         key
     }
+
+    /// The task and index of a note's key; `None` for a task's own key (8 bytes).
+    fn split_key(key: &[u8]) -> Option<(u64, u32)> {
+        let (task, index) = <&[u8; 12]>::try_from(key).ok()?.split_at(8);
+        Some((
+            u64::from_be_bytes(task.try_into().ok()?),
+            u32::from_be_bytes(index.try_into().ok()?),
+        ))
+    }
 }
 
 /// A [`TaskNote`]'s stored value.
@@ -1624,13 +1633,11 @@ impl Store {
         let mut tasks: Vec<Task> = Vec::new();
         for entry in self.tasks.iter() {
             let (key, value) = entry?;
-            let Ok(note_key) = <[u8; 12]>::try_from(key.as_ref()) else {
+            let Some((id, index)) = TaskNote::split_key(&key) else {
                 tasks.push(Task::decode(&value)?);
                 continue;
             };
-            let (id, index) = note_key.split_at(8);
-            let id = u64::from_be_bytes(id.try_into().unwrap_or_default());
-            let index = u32::from_be_bytes(index.try_into().unwrap_or_default()) as usize;
+            let index = index as usize;
             let note = StoredNote::decode(&value)?;
             // A task's key sorts just before its notes' keys.
             match tasks.last_mut() {
@@ -1893,27 +1900,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = Timestamp::UNIX_EPOCH;
         let at = |s: i64| Timestamp::from_second(s).unwrap();
-        let task = Task {
-            id: 7,
-            attendee: "sms:+15550001".into(),
-            channel: "sms".into(),
-            question: "help".into(),
-            skill: None,
-            language: "en".into(),
-            priority: 0,
-            created: now,
-            expires: None,
-            status: crate::routing::TaskStatus::Pending,
-            target: 0,
-            target_since: now,
-            reservation: None,
-            expert: None,
-            assigned_at: None,
-            completed_at: None,
-            passed_by: Vec::new(),
-            messages: Vec::new(),
-            cancel_reason: None,
-        };
+        let task = Task::pending(7, "sms:+15550001", "sms", "help", None, "en", now);
         let note = |index: u32, text: &str| TaskNote {
             task: 7,
             index,
