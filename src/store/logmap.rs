@@ -1,7 +1,7 @@
 //! A map kept as a log: the latest value of every key in memory, every change appended to a
 //! journal ([`super::journal`]), and the journal's oldest segments cleaned as it fills with
-//! values written over since. The store keeps SMS attendees' records this way (see
-//! [`super::records`]).
+//! values written over since. The store keeps SMS attendees' records and routing tasks this way
+//! (see [`super::records`]).
 //!
 //! Why. An SMS attendee's record changes with every message (its conversation's context). In
 //! sled each change was a B-tree update (a lookup, a delta linked to the leaf, its share of
@@ -170,7 +170,7 @@ impl LogMap {
             Err(err) => {
                 let mut cleaner = lock(&self.cleaner);
                 if !cleaner.failing {
-                    tracing::warn!(error = %err, "cleaning the attendees' journal failed");
+                    tracing::warn!(journal = self.tree.tree_name(), error = %err, "cleaning a journal failed");
                     cleaner.failing = true;
                 }
                 (Vec::new(), Vec::new())
@@ -247,9 +247,10 @@ impl LogMap {
                     // Damage (the file changed under us, or a record the opening read no longer
                     // reads): whatever the map still points at past here is copied from memory.
                     tracing::error!(
+                        journal = self.tree.tree_name(),
                         segment,
                         at,
-                        "a segment of the attendees' journal is damaged; its live records are written again from memory"
+                        "a segment of a journal is damaged; its live records are written again from memory"
                     );
                     copies.extend(self.live_in(segment, at));
                 }

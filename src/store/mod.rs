@@ -16,13 +16,13 @@
 //! | `outbox` | message id, `u64` big-endian (so keys sort by age) | a versioned [`Outgoing`], still queued |
 //! | `outbox_done` | message id, `u64` big-endian | a versioned [`Outgoing`]: sent, failed or suppressed |
 //! | `experts` | expert id | a versioned [`Expert`]: status and idle time as last saved |
-//! | `tasks` | task id, `u64` big-endian | a versioned [`Task`] (hand-off requests and their routing) |
+//! | `tasks` | task id, `u64` big-endian; or a task id and a message's index, `u32` big-endian | a versioned [`Task`] (hand-off requests and their routing); or a [`TaskNote`]'s message: both are in the `tasks/` journal with the same keys and values, and here only from before it |
 //! | `expert_tokens` | SHA-256 of an expert's bearer token | the expert id (tokens themselves are never stored) |
 //! | `leads` | lead id, `u64` big-endian | a versioned [`Lead`] |
 //!
 //! The journals (`DATA_DIR/transcripts/`, `DATA_DIR/processed/`, `DATA_DIR/attendees/`,
-//! `DATA_DIR/intent_log/`, see `records`) hold the records every message writes, which sled's
-//! B-tree made costly.
+//! `DATA_DIR/tasks/`, `DATA_DIR/intent_log/`, see `records`) hold the records every message
+//! writes and the hand-offs, which sled's B-tree made costly.
 //!
 //! Every value is versioned: one byte of format version, then JSON, or for the records every
 //! message writes (attendees, a turn's transcript entries, idempotency records) the binary format
@@ -855,7 +855,6 @@ pub struct Inner {
     outbox: sled::Tree,
     outbox_done: sled::Tree,
     experts: sled::Tree,
-    tasks: sled::Tree,
     expert_tokens: sled::Tree,
     leads: sled::Tree,
     intent_log: sled::Tree,
@@ -866,7 +865,7 @@ pub struct Inner {
     /// The opt-outs and the hashes of the idempotency keys sled holds (from before the
     /// journals), in memory: see [`resident`].
     resident: std::sync::Arc<resident::Resident>,
-    /// Transcript turns, idempotency records and SMS attendees' records, in journals: see
+    /// Transcript turns, idempotency records, SMS attendees' records and tasks, in journals: see
     /// [`records`].
     records: std::sync::Arc<records::Records>,
     /// The write-ahead log's file (for its size on disk).
@@ -1037,7 +1036,6 @@ impl Store {
             outbox: db.open_tree(trees::OUTBOX)?,
             outbox_done: db.open_tree(trees::OUTBOX_DONE)?,
             experts: db.open_tree(trees::EXPERTS)?,
-            tasks: db.open_tree(trees::TASKS)?,
             expert_tokens: db.open_tree(trees::EXPERT_TOKENS)?,
             leads: db.open_tree(trees::LEADS)?,
             intent_log: db.open_tree(trees::INTENT_LOG)?,
@@ -1630,16 +1628,17 @@ impl Store {
             .iter()
             .map(|e| Expert::decode(&e?.1))
             .collect::<Result<_, _>>()?;
+        let mut entries = self.records.tasks.entries();
+        // A task's key (8 bytes) sorts just before its notes' keys.
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut tasks: Vec<Task> = Vec::new();
-        for entry in self.tasks.iter() {
-            let (key, value) = entry?;
+        for (key, value) in entries {
             let Some((id, index)) = TaskNote::split_key(&key) else {
                 tasks.push(Task::decode(&value)?);
                 continue;
             };
             let index = index as usize;
             let note = StoredNote::decode(&value)?;
-            // A task's key sorts just before its notes' keys.
             match tasks.last_mut() {
                 // Notes below the count are in the record already (saved after them).
                 Some(task) if task.id == id && index >= task.messages.len() => {
@@ -2282,6 +2281,70 @@ mod tests {
         );
         assert_eq!(store.in_memory().idempotency_keys, 0);
         assert_eq!(store.processed("SM1").unwrap(), None);
+    }
+
+    /// Tasks and their messages are journaled; those sled held from before are still loaded,
+    /// each until a journaled save of its key replaces it.
+    #[tokio::test]
+    async fn tasks_are_journaled_and_older_ones_read_from_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let task = |id: u64, messages: &[&str]| {
+            let mut task = Task::pending(id, "sms:+15550001", "sms", "help", None, "en", at(0));
+            task.messages = messages.iter().map(|m| (at(1), m.to_string())).collect();
+            task
+        };
+        let loaded = |store: &Store| -> Vec<(u64, Vec<String>)> {
+            let (_, tasks) = store.load_routing().unwrap();
+            tasks
+                .into_iter()
+                .map(|t| (t.id, t.messages.into_iter().map(|m| m.1).collect()))
+                .collect()
+        };
+        let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        {
+            let store = Store::open(dir.path(), 1 << 20).unwrap();
+            let sled_tasks = store.db.open_tree(trees::TASKS).unwrap();
+            let note = TaskNote {
+                task: 7,
+                index: 1,
+                at: at(2),
+                text: "added".into(),
+            };
+            let value = StoredNote {
+                at: note.at,
+                text: note.text.clone(),
+            };
+            sled_tasks
+                .insert(7u64.to_be_bytes(), task(7, &["first"]).encode().unwrap())
+                .unwrap();
+            sled_tasks
+                .insert(note.key(), value.encode().unwrap())
+                .unwrap();
+            sled_tasks
+                .insert(8u64.to_be_bytes(), task(8, &["old"]).encode().unwrap())
+                .unwrap();
+        }
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            loaded(&store),
+            [(7, strings(&["first", "added"])), (8, strings(&["old"]))]
+        );
+        store
+            .save_routing(&[], &[&task(8, &["old", "new"])])
+            .await
+            .unwrap();
+        let expected = [
+            (7, strings(&["first", "added"])),
+            (8, strings(&["old", "new"])),
+        ];
+        assert_eq!(loaded(&store), expected);
+        // The save went to the journal; sled keeps its older copy.
+        let sled_tasks = store.db.open_tree(trees::TASKS).unwrap();
+        let in_sled = Task::decode(&sled_tasks.get(8u64.to_be_bytes()).unwrap().unwrap());
+        assert_eq!(in_sled.unwrap().messages.len(), 1);
+        drop((sled_tasks, store));
+        assert_eq!(loaded(&Store::open(dir.path(), 1 << 20).unwrap()), expected);
     }
 
     /// SMS attendees' records are journaled; one sled held from before is read until the

@@ -1,14 +1,15 @@
 //! The records every message writes, kept in journals ([`super::journal`]) with an index in
 //! memory, instead of in sled: transcript turns (folder `transcripts/`), processed messages'
 //! idempotency records (folder `processed/`), SMS attendees' records (folder `attendees/`, a
-//! [`LogMap`]: the latest record of each attendee in memory) and the intent log (folder
-//! `intent_log/`, one entry per batch of turns, read by time range).
+//! [`LogMap`]: the latest record of each attendee in memory), routing tasks and the messages
+//! added to them (folder `tasks/`, a [`LogMap`] too) and the intent log (folder `intent_log/`,
+//! one entry per batch of turns, read by time range).
 //!
 //! The writer hands every logged batch's writes to those trees ([`Logged::Transcript`],
-//! [`Logged::Idempotency`], [`Logged::Attendees`] for SMS attendees, [`Logged::IntentLog`]) to
-//! [`Records::append`] instead of sled, right after the batch is in the write-ahead log;
-//! everything else still goes to sled. The tree numbers of the log keep their meaning, so a log
-//! written before journals existed replays into them.
+//! [`Logged::Idempotency`], [`Logged::Attendees`] for SMS attendees, [`Logged::Tasks`],
+//! [`Logged::IntentLog`]) to [`Records::append`] instead of sled, right after the batch is in
+//! the write-ahead log; everything else still goes to sled. The tree numbers of the log keep
+//! their meaning, so a log written before journals existed replays into them.
 //!
 //! What sled still holds, read beside the journals:
 //! - Transcript entries written in sled transactions (reminders, announcements, schedule-change
@@ -17,7 +18,8 @@
 //!   [`super::Store::transcript`] merges both by id.
 //! - Idempotency records from before journals existed, until they expire.
 //! - SMS attendees' records from before journals existed, read until the attendee writes again
-//!   (the store fills the map with them when it opens, never over a journaled one).
+//!   (the store fills the map with them when it opens, never over a journaled one); tasks and
+//!   their messages from before their journal, likewise.
 //! - Intent log entries from before journals existed, until they expire.
 //!
 //! Invariants:
@@ -62,7 +64,7 @@ pub(super) const INTENT_LOG_SEGMENT_SPAN: jiff::SignedDuration =
 /// Whether this write goes to a journal (else to sled).
 pub(super) fn journaled(tree: Logged, key: &[u8]) -> bool {
     match tree {
-        Logged::Transcript | Logged::Idempotency | Logged::IntentLog => true,
+        Logged::Transcript | Logged::Idempotency | Logged::IntentLog | Logged::Tasks => true,
         Logged::Attendees => holds_attendee(key),
         _ => false,
     }
@@ -156,6 +158,9 @@ pub(super) struct Records {
     processed: Journal,
     /// SMS attendees' records, the latest of each in memory (folder `attendees/`).
     pub(super) attendees: LogMap,
+    /// Routing tasks and the messages added to them, keyed as in sled's `tasks` tree (folder
+    /// `tasks/`). Read whole only when routing loads; the board holds the tasks meanwhile.
+    pub(super) tasks: LogMap,
     /// Attendee key → its journaled transcript records, oldest first.
     turns: Vec<Shard<sled::IVec, Vec<Turn>>>,
     /// Hash of an idempotency key → the records with that hash.
@@ -189,6 +194,7 @@ impl Records {
             });
         })?;
         let attendees = LogMap::open(&dir.join("attendees"), Logged::Attendees)?;
+        let tasks = LogMap::open(&dir.join("tasks"), Logged::Tasks)?;
         let mut spans = BTreeMap::new();
         let intent_log = Journal::open(&dir.join("intent_log"), |segment, record| {
             inserts(record, segment, |key, _, _| {
@@ -199,6 +205,7 @@ impl Records {
             transcripts,
             processed,
             attendees,
+            tasks,
             turns,
             slots,
             live,
@@ -227,11 +234,11 @@ impl Records {
         {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "transcript, idempotency, SMS attendee and intent log records are never removed one by one",
+                "transcript, idempotency, SMS attendee, task and intent log records are never removed one by one",
             ));
         }
         let (mut transcript, mut processed, mut attendees) = (Vec::new(), Vec::new(), Vec::new());
-        let mut intents = Vec::new();
+        let (mut intents, mut tasks) = (Vec::new(), Vec::new());
         let mut rest = Vec::with_capacity(ops.len());
         for op in ops {
             match op.tree {
@@ -239,10 +246,12 @@ impl Records {
                 Logged::Transcript => transcript.push(op),
                 Logged::Idempotency => processed.push(op),
                 Logged::IntentLog => intents.push(op),
+                Logged::Tasks => tasks.push(op),
                 _ => attendees.push(op),
             }
         }
         self.attendees.append(seq, attendees)?;
+        self.tasks.append(seq, tasks)?;
         if !intents.is_empty() && seq > self.intent_log.last_seq() {
             self.append_intents(seq, &intents)?;
         }
@@ -340,6 +349,7 @@ impl Records {
             .max(self.processed.last_seq())
             .max(self.intent_log.last_seq())
             .max(self.attendees.last_seq())
+            .max(self.tasks.last_seq())
     }
 
     /// Syncs the journals: after this, the write-ahead log may start over.
@@ -347,7 +357,8 @@ impl Records {
         self.transcripts.sync()?;
         self.processed.sync()?;
         self.intent_log.sync()?;
-        self.attendees.sync()
+        self.attendees.sync()?;
+        self.tasks.sync()
     }
 
     /// Deletes the files of retired segments (the store's background sync calls it, away from
@@ -358,6 +369,7 @@ impl Records {
             self.processed.delete_retired(),
             self.intent_log.delete_retired(),
             self.attendees.delete_retired(),
+            self.tasks.delete_retired(),
         ];
         results.into_iter().collect()
     }
@@ -449,6 +461,7 @@ impl Records {
             + self.processed.bytes()
             + self.intent_log.bytes()
             + self.attendees.bytes()
+            + self.tasks.bytes()
     }
 }
 

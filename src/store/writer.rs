@@ -138,8 +138,9 @@ impl Trees {
         &self.logged[which as usize]
     }
 
-    /// Fills the in-memory part from sled, and the SMS attendees sled holds from before their
-    /// journal (what the journal holds is newer): once the log is replayed, before anyone reads.
+    /// Fills the in-memory part from sled, and the SMS attendees and tasks sled holds from
+    /// before their journals (what a journal holds is newer): once the log is replayed, before
+    /// anyone reads.
     pub(super) fn load_resident(&self) -> Result<(), sled::Error> {
         for entry in self
             .tree(Logged::Attendees)
@@ -147,6 +148,10 @@ impl Trees {
         {
             let (key, value) = entry?;
             self.records.attendees.hold_if_absent(&key, value);
+        }
+        for entry in self.tree(Logged::Tasks).iter() {
+            let (key, value) = entry?;
+            self.records.tasks.hold_if_absent(&key, value);
         }
         self.resident
             .load(self.tree(Logged::OptOuts), self.tree(Logged::Idempotency))
