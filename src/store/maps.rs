@@ -13,8 +13,12 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rustc_hash::FxHasher;
 
-/// How many shards each map has.
-const SHARDS: usize = 16;
+/// How many shards each map has. Many, so that a shard's hash table is small when it grows: the
+/// shards of a map fill alike and grow at about the same moment, each resize rehashing its whole
+/// shard in the writer's thread. With 16, a store 40-100 s into 20,000 req/s had batches held
+/// 4.5-17 ms by its tasks map growing; with 256, none over 4 ms (BENCHMARKS.md, SMS webhook
+/// step 49).
+const SHARDS: usize = 256;
 
 /// The maps' hasher (keys are phone numbers, message ids and hashes: no flooding concern that
 /// SipHash would answer, since every key comes from a verified request or the store itself).
