@@ -6,7 +6,9 @@
 //! Why. An SMS attendee's record changes with every message (its conversation's context). In
 //! sled each change was a B-tree update (a lookup, a delta linked to the leaf, its share of
 //! sled's log and page cache), about a tenth of the service's CPU under load; the records were
-//! held in memory for reading anyway (BENCHMARKS.md, SMS webhook step 10 and 15).
+//! held in memory for reading anyway (BENCHMARKS.md, SMS webhook step 10 and 15). Routing
+//! tasks and the messages added to them were most of what sled still wrote under load, and
+//! sled's folder grew ~8 MB a second with them (step 49); they are read only when routing loads.
 //!
 //! Cleaning. Once the journal holds more than twice the live records and a segment more, the
 //! writer reads the oldest sealed segment a piece at a time, with each batch it appends (at
