@@ -107,6 +107,10 @@ pub struct LoadArgs {
     /// With --url: its AccountSid.
     #[arg(long, default_value = "AC10ad000000000000000000000000000a")]
     pub account_sid: String,
+    /// With --url: its metrics listener's base URL (`metrics_bind`), to report the write-ahead
+    /// log's syncs during the run. Without --url, the service started has one.
+    #[arg(long, requires = "url")]
+    pub metrics_url: Option<String>,
     /// Skip the baseline.
     #[arg(long)]
     pub no_baseline: bool,
@@ -1017,6 +1021,10 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
                 url: format!("{url}/sms"),
                 signing,
                 account: args.account_sid.clone(),
+                metrics: args
+                    .metrics_url
+                    .as_ref()
+                    .map(|m| format!("{}/metrics", m.trim_end_matches('/'))),
             };
             (None, url, target)
         }
@@ -1042,6 +1050,7 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         load::wait_healthy(&baseline_base, Duration::from_secs(30)).await?;
         let baseline_target = load::Target {
             url: format!("{baseline_base}/sms"),
+            metrics: None,
             ..target.clone()
         };
         let baseline_pid = Some(baseline_guard.0.id());
@@ -1061,8 +1070,11 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         println!("{}", report.describe_wait());
     }
     println!("{}", measured.describe_cpu());
+    if let Some(syncs) = measured.describe_log_syncs() {
+        println!("{syncs}");
+    }
     if args.timeline {
-        println!("{}", report.describe_timeline());
+        println!("{}", measured.describe_timeline());
     }
     for e in &report.error_samples {
         println!("  error: {e}");

@@ -46,6 +46,9 @@ pub struct Target {
     /// The URL Twilio would sign (public_url + `/sms`) and the auth token; `None`: unsigned.
     pub signing: Option<(String, String)>,
     pub account: String,
+    /// The service's metrics (`…/metrics`), read for its write-ahead log's syncs during the run
+    /// ([`LogSyncs`]); `None`: not reported.
+    pub metrics: Option<String>,
 }
 
 /// What a run measured.
@@ -693,6 +696,9 @@ pub struct Measured {
     pub service_used: Option<Duration>,
     /// This process's CPU time during the measured part: the load generator's cost.
     pub client_used: Option<Duration>,
+    /// The service's write-ahead log syncs in each second of the measured part (when its metrics
+    /// could be read).
+    pub log_syncs: Option<Vec<LogSyncs>>,
 }
 
 impl Measured {
@@ -715,7 +721,43 @@ impl Measured {
         let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
+        self.log_syncs = match (self.log_syncs.take(), other.log_syncs) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
         self.report.merge(other.report)
+    }
+
+    /// The service's log syncs over the whole measured part, as a line of the report.
+    pub fn describe_log_syncs(&self) -> Option<String> {
+        let mut all = LogSyncs::default();
+        for second in self.log_syncs.as_ref()? {
+            all.add(second);
+        }
+        Some(format!(
+            "           write-ahead log syncs (the service's metrics): {}",
+            all.describe()
+        ))
+    }
+
+    /// [`Report::describe_timeline`], with each second's log syncs when they are known.
+    pub fn describe_timeline(&self) -> String {
+        let lines = self.report.describe_timeline();
+        let Some(seconds) = &self.log_syncs else {
+            return lines;
+        };
+        lines
+            .lines()
+            .enumerate()
+            .map(|(i, line)| match seconds.get(i) {
+                Some(syncs) => format!("{line}  | log syncs {}", syncs.describe()),
+                None => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn describe_cpu(&self) -> String {
@@ -731,22 +773,173 @@ impl Measured {
     }
 }
 
-/// [`drive`], and the CPU the service (`pid`) and this process used during its measured part.
+/// [`drive`], and the CPU the service (`pid`) and this process used during its measured part, and
+/// the service's log syncs second by second (read from its metrics, when the target has them).
 pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> Result<Measured> {
     let warmup = plan.warmup;
     let before = tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
         (pid.and_then(cpu_time), cpu_time(0))
     });
+    let syncs = target.metrics.clone().map(|url| {
+        let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            let client = reqwest::Client::new();
+            let mut scrapes = Vec::new();
+            for _ in 0..=seconds {
+                ticks.tick().await;
+                scrapes.push(scrape_log_syncs(&client, &url).await?);
+            }
+            Some(scrapes.windows(2).map(|w| w[1].since(&w[0])).collect())
+        })
+    });
     let report = drive(target, plan).await?;
     let after = (pid.and_then(cpu_time), cpu_time(0));
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
+    let log_syncs = match syncs {
+        Some(task) => task.await?,
+        None => None,
+    };
     Ok(Measured {
         service_used: used(before.0, after.0),
         client_used: used(before.1, after.1),
+        log_syncs,
         report,
     })
+}
+
+/// The metric [`LogSyncs`] are read from.
+const LOG_SYNC_METRIC: &str = "concierge_store_log_sync_seconds_bucket{le=\"";
+
+/// The service's write-ahead log syncs (append and `fdatasync`, one per batch of messages) over a
+/// stretch of a run, from its `concierge_store_log_sync_seconds` histogram: how long the disk
+/// kept every acknowledgement waiting, which bounds the latency of the messages in the batch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogSyncs {
+    /// `(upper bound in seconds, syncs in that bucket)`, bounds rising, the counts not
+    /// cumulative; the last bound is infinite.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl LogSyncs {
+    /// Reads the histogram's cumulative buckets from a scrape; `None` if it has none.
+    pub fn parse(scrape: &str) -> Option<LogSyncs> {
+        let mut cumulative = Vec::new();
+        for line in scrape.lines() {
+            let Some(rest) = line.strip_prefix(LOG_SYNC_METRIC) else {
+                continue;
+            };
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            cumulative.push((bound, count.trim().parse::<u64>().ok()?));
+        }
+        if cumulative.is_empty() {
+            return None;
+        }
+        let mut below = 0;
+        let buckets = cumulative
+            .into_iter()
+            .map(|(bound, total)| {
+                let n = total.saturating_sub(below);
+                below = total.max(below);
+                (bound, n)
+            })
+            .collect();
+        Some(LogSyncs { buckets })
+    }
+
+    /// The syncs since `earlier` (a scrape of the same histogram).
+    pub fn since(&self, earlier: &LogSyncs) -> LogSyncs {
+        let buckets = self
+            .buckets
+            .iter()
+            .map(|&(bound, n)| {
+                let before = earlier
+                    .buckets
+                    .iter()
+                    .find(|(b, _)| *b == bound)
+                    .map_or(0, |(_, n)| *n);
+                (bound, n.saturating_sub(before))
+            })
+            .collect();
+        LogSyncs { buckets }
+    }
+
+    fn add(&mut self, other: &LogSyncs) {
+        if self.buckets.is_empty() {
+            self.buckets = other.buckets.clone();
+            return;
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            mine.1 += theirs.1;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Syncs that took longer than `seconds` (a bucket bound).
+    pub fn over(&self, seconds: f64) -> u64 {
+        let mut lower = 0.0;
+        let mut over = 0;
+        for &(bound, n) in &self.buckets {
+            if lower >= seconds {
+                over += n;
+            }
+            lower = bound;
+        }
+        over
+    }
+
+    /// The bound under which the slowest sync fell (its bucket's upper bound).
+    pub fn slowest(&self) -> Option<f64> {
+        self.buckets
+            .iter()
+            .rev()
+            .find(|(_, n)| *n > 0)
+            .map(|(bound, _)| *bound)
+    }
+
+    /// How many, how many over [`SLOW`], and the slowest's bucket.
+    pub fn describe(&self) -> String {
+        let slowest = match self.slowest() {
+            Some(bound) if bound.is_finite() => format!("slowest ≤ {} ms", bound * 1000.0),
+            Some(_) => format!(
+                "slowest > {} ms",
+                self.buckets
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .map_or(0.0, |b| b.0 * 1000.0)
+            ),
+            None => "none".to_string(),
+        };
+        format!(
+            "{:>5}, over {} ms {:>2}, {slowest}",
+            self.count(),
+            SLOW.as_millis(),
+            self.over(SLOW.as_secs_f64()),
+        )
+    }
+}
+
+/// One scrape of the service's log-sync histogram.
+async fn scrape_log_syncs(client: &reqwest::Client, url: &str) -> Option<LogSyncs> {
+    let response = client
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    LogSyncs::parse(&response.text().await.ok()?)
 }
 
 /// Measures two targets in alternating rounds (`a`, `b`, `a`, `b`, ...), `rounds` of each,
@@ -884,13 +1077,14 @@ pub fn spawn_service(
     extra_env: &[(&str, &str)],
 ) -> Result<(ChildGuard, String, Target)> {
     let port = free_port()?;
+    let metrics_port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     std::fs::create_dir_all(data_dir)?;
     let config = data_dir.join("load.toml");
     std::fs::write(
         &config,
         format!(
-            "bind = \"127.0.0.1:{port}\"\nmetrics_bind = \"off\"\npublic_url = \"{base}\"\n\
+            "bind = \"127.0.0.1:{port}\"\nmetrics_bind = \"127.0.0.1:{metrics_port}\"\npublic_url = \"{base}\"\n\
              data_dir = \"{}\"\n\n[twilio]\naccount_sid = \"{ACCOUNT}\"\nauth_token = \"{AUTH_TOKEN}\"\n\
              sender = \"+15550000000\"\napi_base = \"http://127.0.0.1:9\"\n",
             data_dir.join("data").display()
@@ -913,6 +1107,7 @@ pub fn spawn_service(
         url: format!("{base}/sms"),
         signing: Some((format!("{base}/sms"), AUTH_TOKEN.to_string())),
         account: ACCOUNT.to_string(),
+        metrics: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
     };
     Ok((ChildGuard(child), base, target))
 }
@@ -963,6 +1158,38 @@ pub fn scratch_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_syncs_are_read_from_the_services_own_scrape() {
+        let mut metrics = crate::metrics::Metrics::new();
+        let times = crate::store::CommitTimes::default();
+        metrics.register_store(&times);
+        let scrape = || {
+            LogSyncs::parse(&metrics.render(&crate::metrics::Snapshot::default()))
+                .expect("the histogram is in the scrape")
+        };
+        let empty = scrape();
+        assert_eq!(empty.count(), 0);
+        assert_eq!(empty.slowest(), None);
+        for seconds in [0.000_07, 0.000_08, 0.003, 0.012] {
+            times.log_sync.observe(seconds);
+        }
+        let first = scrape();
+        assert_eq!(first.count(), 4);
+        assert_eq!(first.over(SLOW.as_secs_f64()), 1);
+        assert_eq!(first.slowest(), Some(0.025));
+        times.log_sync.observe(0.06);
+        times.log_sync.observe(9.0);
+        let second = scrape().since(&first);
+        assert_eq!(second.count(), 2);
+        assert_eq!(second.over(SLOW.as_secs_f64()), 2);
+        assert_eq!(second.slowest(), Some(f64::INFINITY));
+        assert_eq!(second.describe(), "    2, over 10 ms  2, slowest > 2500 ms");
+        let mut both = first.clone();
+        both.add(&second);
+        assert_eq!(both.count(), 6);
+        assert_eq!(first.describe(), "    4, over 10 ms  1, slowest ≤ 25 ms");
+    }
 
     #[test]
     fn numbers_and_sids_are_written_as_format_writes_them() {

@@ -18,6 +18,8 @@
 //! | `concierge_store_size_bytes` | the store's size on disk (sled and its write-ahead log) |
 //! | `concierge_store_attendees_in_memory` | SMS attendees whose records the store holds in memory |
 //! | `concierge_store_idempotency_keys` | processed-message keys remembered (their hashes in memory) |
+//! | `concierge_store_log_sync_seconds` | the write-ahead log's append and `fdatasync`, per batch |
+//! | `concierge_store_batch_seconds` | the store writer's batches, whole |
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -249,6 +251,20 @@ impl Metrics {
             attendees_in_memory,
             idempotency_keys,
         }
+    }
+
+    /// Adds the store's writer timings (histograms the writer thread fills).
+    pub fn register_store(&mut self, times: &crate::store::CommitTimes) {
+        self.registry.register(
+            "store_log_sync_seconds",
+            "Time to append a batch to the write-ahead log and fdatasync it (the disk's share of every acknowledgement)",
+            times.log_sync.clone(),
+        );
+        self.registry.register(
+            "store_batch_seconds",
+            "Time the store's writer takes for one batch of changes (log, journals, sled, answers)",
+            times.batch.clone(),
+        );
     }
 
     /// Counts one handled message.

@@ -157,9 +157,11 @@ impl AppState {
                 .map(|(twilio, url)| {
                     crate::sms::signature::Verifier::new(twilio.auth_token.expose(), url)
                 });
+        let mut metrics = crate::metrics::Metrics::new();
+        metrics.register_store(store.commit_times());
         let state = AppState(Arc::new(Shared {
             signatures,
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics: Arc::new(metrics),
             limits: Arc::new(limits),
             config: Arc::new(config),
             store,

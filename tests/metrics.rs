@@ -72,6 +72,8 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         "concierge_store_size_bytes",
         "concierge_store_attendees_in_memory",
         "concierge_store_idempotency_keys",
+        "concierge_store_log_sync_seconds_bucket",
+        "concierge_store_batch_seconds_bucket",
     ] {
         assert!(text.contains(&format!("\n{name}")), "no {name} in\n{text}");
     }
@@ -114,4 +116,10 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
     // Web chat attendees stay in sled; each processed chat message's key is remembered.
     assert_eq!(value("concierge_store_attendees_in_memory"), 0.0);
     assert_eq!(value("concierge_store_idempotency_keys"), 3.0);
+    // Each of the three messages was written and synced (one at a time, so a batch each at
+    // least); a batch that logs nothing has no sync.
+    let syncs = value("concierge_store_log_sync_seconds_count");
+    assert!(syncs >= 3.0, "{syncs} log syncs");
+    assert!(value("concierge_store_batch_seconds_count") >= syncs);
+    assert!(value("concierge_store_log_sync_seconds_sum") > 0.0);
 }

@@ -68,6 +68,7 @@ mod wal;
 mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
 use wal::{Logged, Op};
+pub use writer::CommitTimes;
 
 /// Tree names.
 pub mod trees {
@@ -870,6 +871,7 @@ pub struct Inner {
     records: std::sync::Arc<records::Records>,
     /// The write-ahead log's file (for its size on disk).
     wal_path: PathBuf,
+    commit_times: CommitTimes,
     reminded: sled::Tree,
     announcements: sled::Tree,
 }
@@ -1024,10 +1026,18 @@ impl Store {
         let resident = writer_trees.resident.clone();
         let reminders = db.open_tree(trees::REMINDERS)?;
         let schedule = std::sync::Arc::new(notices::Schedule::load(&reminders)?);
-        let writer = writer::Writer::start(db.clone(), writer_trees, schedule.clone(), wal, seq)
-            .map_err(|err| StoreError::Flush {
-                message: format!("cannot start the store's writer thread: {err}"),
-            })?;
+        let commit_times = CommitTimes::default();
+        let writer = writer::Writer::start(
+            db.clone(),
+            writer_trees,
+            schedule.clone(),
+            wal,
+            seq,
+            commit_times.clone(),
+        )
+        .map_err(|err| StoreError::Flush {
+            message: format!("cannot start the store's writer thread: {err}"),
+        })?;
         Ok(Store(std::sync::Arc::new(Inner {
             attendees: db.open_tree(trees::ATTENDEES)?,
             transcript: db.open_tree(trees::TRANSCRIPT)?,
@@ -1045,6 +1055,7 @@ impl Store {
             resident,
             records,
             wal_path,
+            commit_times,
             reminders,
             reminded: db.open_tree(trees::REMINDED)?,
             announcements: db.open_tree(trees::ANNOUNCEMENTS)?,
@@ -1162,6 +1173,11 @@ impl Store {
 
     /// How much the store holds in memory: SMS attendees' records and idempotency keys (their
     /// hashes), for the metrics.
+    /// How long the writer's log syncs and batches take (histograms the metrics listener serves).
+    pub fn commit_times(&self) -> &CommitTimes {
+        &self.commit_times
+    }
+
     pub fn in_memory(&self) -> InMemory {
         InMemory {
             attendees: self.records.attendees.len(),

@@ -45,6 +45,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use super::StoreError;
 use super::notices::{Moved, ReminderKey, Schedule, due_of};
 use super::records::{self, Records};
@@ -73,6 +75,39 @@ const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// without it, the journals' sync at a checkpoint wrote everything appended since the last one
 /// and held the writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99.
 const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(50);
+
+/// A log sync slower than this is logged as a warning: the disk is stalling, and every message
+/// waits for it (etcd warns of a slow WAL `fdatasync` the same way, at 1 s; concierge's
+/// acknowledgements aim at 10 ms).
+const SLOW_SYNC: Duration = Duration::from_millis(100);
+
+/// The bounds of [`CommitTimes`]' buckets, in seconds.
+pub const COMMIT_BUCKETS: [f64; 15] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5,
+];
+
+/// How long the writer's steps take, for the metrics listener: the log's append with its
+/// `fdatasync` (what the disk costs every acknowledged message), and a whole batch (resolving,
+/// logging, journals, sled, a checkpoint when due). Under load a message waits about one batch
+/// in the queue and one for its own, so the batch histogram bounds what the store adds to a
+/// request's latency, and a disk stall shows in both (BENCHMARKS.md, SMS webhook step 50).
+#[derive(Clone, Debug)]
+pub struct CommitTimes {
+    pub log_sync: Histogram,
+    pub batch: Histogram,
+}
+
+impl Default for CommitTimes {
+    fn default() -> CommitTimes {
+        // 50 µs to 2.5 s in steps of 1, 2.5, 5: 10 ms (the p99 concierge aims at) is a bound.
+        let buckets = || Histogram::new(COMMIT_BUCKETS.iter().copied());
+        CommitTimes {
+            log_sync: buckets(),
+            batch: buckets(),
+        }
+    }
+}
 
 /// The `meta` key under which the sequence number of the last batch applied to sled is kept.
 pub(super) const APPLIED_KEY: &[u8] = b"wal";
@@ -275,6 +310,7 @@ impl Writer {
         schedule: Arc<Schedule>,
         wal: Wal,
         seq: u64,
+        times: CommitTimes,
     ) -> std::io::Result<Writer> {
         let (stop_sync, stopped) = mpsc::channel::<()>();
         let records = trees.records.clone();
@@ -312,6 +348,7 @@ impl Writer {
             schedule,
             wal,
             seq,
+            times,
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -375,6 +412,7 @@ struct Thread {
     wal: Wal,
     /// The last batch's sequence number.
     seq: u64,
+    times: CommitTimes,
 }
 
 impl Thread {
@@ -395,8 +433,11 @@ impl Thread {
                     Err(_) => break,
                 }
             }
-            last = (batch.len() > 1).then(Instant::now);
-            if let Err(fatal) = self.batch(batch) {
+            let started = Instant::now();
+            last = (batch.len() > 1).then_some(started);
+            let result = self.batch(batch);
+            self.times.batch.observe(started.elapsed().as_secs_f64());
+            if let Err(fatal) = result {
                 tracing::error!(error = %fatal, "the store's writer stopped; restart to recover from the write-ahead log");
                 return;
             }
@@ -488,9 +529,18 @@ impl Thread {
         if ops.is_empty() {
             return Ok(outcomes);
         }
+        let appending = Instant::now();
         self.wal
             .append(seq, &ops)
             .map_err(|err| Failure::Fatal(format!("cannot write the write-ahead log: {err}")))?;
+        let took = appending.elapsed();
+        self.times.log_sync.observe(took.as_secs_f64());
+        if took >= SLOW_SYNC {
+            tracing::warn!(
+                ms = took.as_millis(),
+                "the write-ahead log's sync was slow: every message of the batch waited for the disk"
+            );
+        }
         self.seq = seq;
         // The batch is durable now; failing to apply it would leave the journals or sled behind
         // the log.
