@@ -47,7 +47,7 @@ pub struct Target {
     pub signing: Option<(String, String)>,
     pub account: String,
     /// The service's metrics (`…/metrics`), read for its write-ahead log's syncs during the run
-    /// ([`LogSyncs`]); `None`: not reported.
+    /// ([`Latencies`]); `None`: not reported.
     pub metrics: Option<String>,
 }
 
@@ -696,9 +696,9 @@ pub struct Measured {
     pub service_used: Option<Duration>,
     /// This process's CPU time during the measured part: the load generator's cost.
     pub client_used: Option<Duration>,
-    /// The service's write-ahead log syncs in each second of the measured part (when its metrics
-    /// could be read).
-    pub log_syncs: Option<Vec<LogSyncs>>,
+    /// The service's store writer (log syncs, batches) in each second of the measured part
+    /// (when its metrics could be read).
+    pub store_times: Option<Vec<StoreTimes>>,
 }
 
 impl Measured {
@@ -721,7 +721,7 @@ impl Measured {
         let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
-        self.log_syncs = match (self.log_syncs.take(), other.log_syncs) {
+        self.store_times = match (self.store_times.take(), other.store_times) {
             (Some(mut a), Some(b)) => {
                 a.extend(b);
                 Some(a)
@@ -731,29 +731,29 @@ impl Measured {
         self.report.merge(other.report)
     }
 
-    /// The service's log syncs over the whole measured part, as a line of the report.
-    pub fn describe_log_syncs(&self) -> Option<String> {
-        let mut all = LogSyncs::default();
-        for second in self.log_syncs.as_ref()? {
+    /// The service's store writer over the whole measured part, as a line of the report.
+    pub fn describe_store_times(&self) -> Option<String> {
+        let mut all = StoreTimes::default();
+        for second in self.store_times.as_ref()? {
             all.add(second);
         }
         Some(format!(
-            "           write-ahead log syncs (the service's metrics): {}",
+            "           store writer (the service's metrics): {}",
             all.describe()
         ))
     }
 
-    /// [`Report::describe_timeline`], with each second's log syncs when they are known.
+    /// [`Report::describe_timeline`], with each second's store writer when it is known.
     pub fn describe_timeline(&self) -> String {
         let lines = self.report.describe_timeline();
-        let Some(seconds) = &self.log_syncs else {
+        let Some(seconds) = &self.store_times else {
             return lines;
         };
         lines
             .lines()
             .enumerate()
             .map(|(i, line)| match seconds.get(i) {
-                Some(syncs) => format!("{line}  | log syncs {}", syncs.describe()),
+                Some(times) => format!("{line}  | {}", times.describe()),
                 None => line.to_string(),
             })
             .collect::<Vec<_>>()
@@ -790,7 +790,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
             let mut scrapes = Vec::new();
             for _ in 0..=seconds {
                 ticks.tick().await;
-                scrapes.push(scrape_log_syncs(&client, &url).await?);
+                scrapes.push(scrape_store_times(&client, &url).await?);
             }
             Some(scrapes.windows(2).map(|w| w[1].since(&w[0])).collect())
         })
@@ -799,37 +799,77 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let after = (pid.and_then(cpu_time), cpu_time(0));
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
-    let log_syncs = match syncs {
+    let store_times = match syncs {
         Some(task) => task.await?,
         None => None,
     };
     Ok(Measured {
         service_used: used(before.0, after.0),
         client_used: used(before.1, after.1),
-        log_syncs,
+        store_times,
         report,
     })
 }
 
-/// The metric [`LogSyncs`] are read from.
-const LOG_SYNC_METRIC: &str = "concierge_store_log_sync_seconds_bucket{le=\"";
+/// The histograms [`StoreTimes`] are read from.
+const LOG_SYNC_METRIC: &str = "concierge_store_log_sync_seconds";
+const BATCH_METRIC: &str = "concierge_store_batch_seconds";
 
-/// The service's write-ahead log syncs (append and `fdatasync`, one per batch of messages) over a
-/// stretch of a run, from its `concierge_store_log_sync_seconds` histogram: how long the disk
-/// kept every acknowledgement waiting, which bounds the latency of the messages in the batch.
+/// The service's store writer over a stretch of a run, from its metrics: its write-ahead log's
+/// syncs and its batches. A second with slow requests and a slow sync was the disk; with a slow
+/// batch and no slow sync, the writer's other steps; with neither, something outside the store.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogSyncs {
+pub struct StoreTimes {
+    pub log_syncs: Latencies,
+    pub batches: Latencies,
+}
+
+impl StoreTimes {
+    pub fn parse(scrape: &str) -> Option<StoreTimes> {
+        Some(StoreTimes {
+            log_syncs: Latencies::parse(scrape, LOG_SYNC_METRIC)?,
+            batches: Latencies::parse(scrape, BATCH_METRIC)?,
+        })
+    }
+
+    fn since(&self, earlier: &StoreTimes) -> StoreTimes {
+        StoreTimes {
+            log_syncs: self.log_syncs.since(&earlier.log_syncs),
+            batches: self.batches.since(&earlier.batches),
+        }
+    }
+
+    fn add(&mut self, other: &StoreTimes) {
+        self.log_syncs.add(&other.log_syncs);
+        self.batches.add(&other.batches);
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "log syncs {}; batches {}",
+            self.log_syncs.describe(),
+            self.batches.describe()
+        )
+    }
+}
+
+/// One of the service's latency histograms over a stretch of a run: how many, by bucket. For the
+/// log syncs (append and `fdatasync`, one per batch of messages), how long the disk kept every
+/// acknowledgement of the batch waiting.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Latencies {
     /// `(upper bound in seconds, syncs in that bucket)`, bounds rising, the counts not
     /// cumulative; the last bound is infinite.
     pub buckets: Vec<(f64, u64)>,
 }
 
-impl LogSyncs {
-    /// Reads the histogram's cumulative buckets from a scrape; `None` if it has none.
-    pub fn parse(scrape: &str) -> Option<LogSyncs> {
+impl Latencies {
+    /// Reads histogram `metric`'s cumulative buckets from a scrape; `None` if it has none.
+    pub fn parse(scrape: &str, metric: &str) -> Option<Latencies> {
+        let prefix = format!("{metric}_bucket{{le=\"");
         let mut cumulative = Vec::new();
         for line in scrape.lines() {
-            let Some(rest) = line.strip_prefix(LOG_SYNC_METRIC) else {
+            let Some(rest) = line.strip_prefix(prefix.as_str()) else {
                 continue;
             };
             let (bound, count) = rest.split_once("\"} ")?;
@@ -852,11 +892,11 @@ impl LogSyncs {
                 (bound, n)
             })
             .collect();
-        Some(LogSyncs { buckets })
+        Some(Latencies { buckets })
     }
 
     /// The syncs since `earlier` (a scrape of the same histogram).
-    pub fn since(&self, earlier: &LogSyncs) -> LogSyncs {
+    pub fn since(&self, earlier: &Latencies) -> Latencies {
         let buckets = self
             .buckets
             .iter()
@@ -869,10 +909,10 @@ impl LogSyncs {
                 (bound, n.saturating_sub(before))
             })
             .collect();
-        LogSyncs { buckets }
+        Latencies { buckets }
     }
 
-    fn add(&mut self, other: &LogSyncs) {
+    fn add(&mut self, other: &Latencies) {
         if self.buckets.is_empty() {
             self.buckets = other.buckets.clone();
             return;
@@ -931,15 +971,15 @@ impl LogSyncs {
     }
 }
 
-/// One scrape of the service's log-sync histogram.
-async fn scrape_log_syncs(client: &reqwest::Client, url: &str) -> Option<LogSyncs> {
+/// One scrape of the service's store writer histograms.
+async fn scrape_store_times(client: &reqwest::Client, url: &str) -> Option<StoreTimes> {
     let response = client
         .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
         .ok()?;
-    LogSyncs::parse(&response.text().await.ok()?)
+    StoreTimes::parse(&response.text().await.ok()?)
 }
 
 /// Measures two targets in alternating rounds (`a`, `b`, `a`, `b`, ...), `rounds` of each,
@@ -1160,13 +1200,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_syncs_are_read_from_the_services_own_scrape() {
+    fn store_times_are_read_from_the_services_own_scrape() {
         let mut metrics = crate::metrics::Metrics::new();
         let times = crate::store::CommitTimes::default();
         metrics.register_store(&times);
         let scrape = || {
-            LogSyncs::parse(&metrics.render(&crate::metrics::Snapshot::default()))
-                .expect("the histogram is in the scrape")
+            let text = metrics.render(&crate::metrics::Snapshot::default());
+            let store = StoreTimes::parse(&text).expect("both histograms are in the scrape");
+            assert_eq!(store.batches.count(), 0);
+            store.log_syncs
         };
         let empty = scrape();
         assert_eq!(empty.count(), 0);
