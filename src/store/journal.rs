@@ -293,6 +293,24 @@ impl Journal {
             .collect())
     }
 
+    /// Writes the head's whole pages to disk and waits for them, without syncing: no device
+    /// flush, no inode, and never the page appends are going into. The store's background sync
+    /// calls it, so that the checkpoint's [`Journal::sync`] finds little left to write; durability
+    /// is that sync's alone (the write-ahead log holds these batches until then).
+    ///
+    /// Why not `fdatasync`. Appends go on meanwhile, into the head's last page. While a sync writes
+    /// that page out its buffer is locked, and an append to it waits for the disk: the writer
+    /// thread, and every message of its batch, held for the write's latency (BENCHMARKS.md, SMS
+    /// webhook step 51). And each `fdatasync` flushes the device's cache, five journals twenty
+    /// times a second, beside the log's own syncs.
+    pub(super) fn write_back(&self) -> std::io::Result<()> {
+        let (file, len) = {
+            let head = self.head();
+            (head.file.clone(), head.len)
+        };
+        write_back(&file, len)
+    }
+
     /// Syncs the head to disk, and the folder if a segment was created since the last sync:
     /// everything appended before the call is durable after it. Appends may go on meanwhile
     /// (the head's lock is not held while syncing).
@@ -422,6 +440,36 @@ fn open_segment(path: &Path, create: bool) -> std::io::Result<File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
+}
+
+/// Starts writing out the whole pages of `file` below `len` and waits for them
+/// (`sync_file_range`); elsewhere than Linux, syncs the file.
+#[cfg(target_os = "linux")]
+fn write_back(file: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    };
+    let whole = len - len % page;
+    if whole == 0 {
+        return Ok(());
+    }
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    let whole = libc::off64_t::try_from(whole).map_err(std::io::Error::other)?;
+    // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no memory.
+    match unsafe { libc::sync_file_range(file.as_raw_fd(), 0, whole, flags) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_back(file: &File, _len: u64) -> std::io::Result<()> {
+    file.sync_data()
 }
 
 /// Makes the folder's entries (a new segment, a removed one) durable.

@@ -287,6 +287,17 @@ impl LogMap {
         self.journal.last_seq()
     }
 
+    /// Writes the journal's appends to disk without syncing them ([`Journal::write_back`]); or,
+    /// once segments wait to be retired, syncs it ([`LogMap::sync`]), so that cleaning frees
+    /// their space without waiting for the writer's next checkpoint.
+    pub(super) fn write_back(&self) -> std::io::Result<()> {
+        if lock(&self.cleaner).cleaned.is_empty() {
+            self.journal.write_back()
+        } else {
+            self.sync()
+        }
+    }
+
     /// Syncs the journal, then retires the segments cleaned before the sync began (their files
     /// are deleted by [`LogMap::delete_retired`], without the cleaner's lock).
     pub(super) fn sync(&self) -> std::io::Result<()> {

@@ -361,6 +361,19 @@ impl Records {
         self.tasks.sync()
     }
 
+    /// Writes the journals' appends so far to disk without syncing them ([`Journal::write_back`]),
+    /// so that the checkpoint's [`Records::sync`] finds little to write.
+    pub(super) fn write_back(&self) -> std::io::Result<()> {
+        let results = [
+            self.transcripts.write_back(),
+            self.processed.write_back(),
+            self.intent_log.write_back(),
+            self.attendees.write_back(),
+            self.tasks.write_back(),
+        ];
+        results.into_iter().collect()
+    }
+
     /// Deletes the files of retired segments (the store's background sync calls it, away from
     /// the locks the writer takes; the expiry deletes what it retires itself).
     pub(super) fn delete_retired(&self) -> std::io::Result<()> {

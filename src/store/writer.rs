@@ -69,11 +69,11 @@ const BATCH_SPACING: Duration = Duration::from_micros(500);
 /// the log on disk and the work of a replay after a crash.
 const CHECKPOINT_BYTES: u64 = 64 << 20;
 
-/// How often the journals are synced, and the write-ahead log grown ahead of its appends
-/// ([`super::wal::Space::extend_ahead`]), in the background. The journals' sync is so that a
-/// checkpoint finds little to write:
-/// without it, the journals' sync at a checkpoint wrote everything appended since the last one
-/// and held the writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99.
+/// How often the journals' appends are written out (not synced: [`Records::write_back`]), and the
+/// write-ahead log grown ahead of its appends ([`super::wal::Space::extend_ahead`]), in the
+/// background. The write-out is so that a checkpoint finds little to write: without it, the
+/// journals' sync at a checkpoint wrote everything appended since the last one and held the
+/// writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99.
 const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(50);
 
 /// A log sync slower than this is logged as a warning: the disk is stalling, and every message
@@ -329,7 +329,7 @@ impl Writer {
                         since = len;
                     });
                     match extended
-                        .and(records.sync())
+                        .and(records.write_back())
                         .and(records.delete_retired())
                     {
                         Err(err) if !failing => {
