@@ -46,8 +46,8 @@ pub struct Target {
     /// The URL Twilio would sign (public_url + `/sms`) and the auth token; `None`: unsigned.
     pub signing: Option<(String, String)>,
     pub account: String,
-    /// The service's metrics (`…/metrics`), read for its write-ahead log's syncs during the run
-    /// ([`Latencies`]); `None`: not reported.
+    /// The service's metrics (`…/metrics`), read for its store writer's log syncs and batches
+    /// during the run ([`StoreTimes`]); `None`: not reported.
     pub metrics: Option<String>,
 }
 
@@ -781,7 +781,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         tokio::time::sleep(warmup).await;
         (pid.and_then(cpu_time), cpu_time(0))
     });
-    let syncs = target.metrics.clone().map(|url| {
+    let store_times = target.metrics.clone().map(|url| {
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
@@ -799,7 +799,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let after = (pid.and_then(cpu_time), cpu_time(0));
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
-    let store_times = match syncs {
+    let store_times = match store_times {
         Some(task) => task.await?,
         None => None,
     };
