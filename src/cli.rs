@@ -107,8 +107,9 @@ pub struct LoadArgs {
     /// With --url: its AccountSid.
     #[arg(long, default_value = "AC10ad000000000000000000000000000a")]
     pub account_sid: String,
-    /// With --url: its metrics listener's base URL (`metrics_bind`), to report its store
-    /// writer's log syncs and batches during the run. Without --url, the service started has one.
+    /// With --url: its metrics listener's base URL (`metrics_bind`), to report its own times
+    /// during the run (its /sms handler, its store writer's log syncs and batches). Without
+    /// --url, the service started has one.
     #[arg(long, requires = "url")]
     pub metrics_url: Option<String>,
     /// Skip the baseline.
@@ -1070,8 +1071,8 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         println!("{}", report.describe_wait());
     }
     println!("{}", measured.describe_cpu());
-    if let Some(store) = measured.describe_store_times() {
-        println!("{store}");
+    if let Some(times) = measured.describe_service_times() {
+        println!("{times}");
     }
     if args.timeline {
         println!("{}", measured.describe_timeline());

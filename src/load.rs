@@ -46,8 +46,8 @@ pub struct Target {
     /// The URL Twilio would sign (public_url + `/sms`) and the auth token; `None`: unsigned.
     pub signing: Option<(String, String)>,
     pub account: String,
-    /// The service's metrics (`…/metrics`), read for its store writer's log syncs and batches
-    /// during the run ([`StoreTimes`]); `None`: not reported.
+    /// The service's metrics (`…/metrics`), read for its handler's and store writer's times
+    /// during the run ([`ServiceTimes`]); `None`: not reported.
     pub metrics: Option<String>,
 }
 
@@ -696,9 +696,9 @@ pub struct Measured {
     pub service_used: Option<Duration>,
     /// This process's CPU time during the measured part: the load generator's cost.
     pub client_used: Option<Duration>,
-    /// The service's store writer (log syncs, batches) in each second of the measured part
-    /// (when its metrics could be read).
-    pub store_times: Option<Vec<StoreTimes>>,
+    /// The service's own times (its `/sms` handler, its store writer's log syncs and batches) in
+    /// each second of the measured part (when its metrics could be read).
+    pub service_times: Option<Vec<ServiceTimes>>,
 }
 
 impl Measured {
@@ -721,7 +721,7 @@ impl Measured {
         let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
-        self.store_times = match (self.store_times.take(), other.store_times) {
+        self.service_times = match (self.service_times.take(), other.service_times) {
             (Some(mut a), Some(b)) => {
                 a.extend(b);
                 Some(a)
@@ -731,22 +731,22 @@ impl Measured {
         self.report.merge(other.report)
     }
 
-    /// The service's store writer over the whole measured part, as a line of the report.
-    pub fn describe_store_times(&self) -> Option<String> {
-        let mut all = StoreTimes::default();
-        for second in self.store_times.as_ref()? {
+    /// The service's own times over the whole measured part, as a line of the report.
+    pub fn describe_service_times(&self) -> Option<String> {
+        let mut all = ServiceTimes::default();
+        for second in self.service_times.as_ref()? {
             all.add(second);
         }
         Some(format!(
-            "           store writer (the service's metrics): {}",
+            "           the service's metrics: {}",
             all.describe()
         ))
     }
 
-    /// [`Report::describe_timeline`], with each second's store writer when it is known.
+    /// [`Report::describe_timeline`], with each second's service times when they are known.
     pub fn describe_timeline(&self) -> String {
         let lines = self.report.describe_timeline();
-        let Some(seconds) = &self.store_times else {
+        let Some(seconds) = &self.service_times else {
             return lines;
         };
         lines
@@ -781,7 +781,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         tokio::time::sleep(warmup).await;
         (pid.and_then(cpu_time), cpu_time(0))
     });
-    let store_times = target.metrics.clone().map(|url| {
+    let service_times = target.metrics.clone().map(|url| {
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
@@ -790,7 +790,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
             let mut scrapes = Vec::new();
             for _ in 0..=seconds {
                 ticks.tick().await;
-                scrapes.push(scrape_store_times(&client, &url).await?);
+                scrapes.push(scrape_service_times(&client, &url).await?);
             }
             Some(scrapes.windows(2).map(|w| w[1].since(&w[0])).collect())
         })
@@ -799,54 +799,62 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let after = (pid.and_then(cpu_time), cpu_time(0));
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
-    let store_times = match store_times {
+    let service_times = match service_times {
         Some(task) => task.await?,
         None => None,
     };
     Ok(Measured {
         service_used: used(before.0, after.0),
         client_used: used(before.1, after.1),
-        store_times,
+        service_times,
         report,
     })
 }
 
-/// The histograms [`StoreTimes`] are read from.
-const LOG_SYNC_METRIC: &str = "concierge_store_log_sync_seconds";
-const BATCH_METRIC: &str = "concierge_store_batch_seconds";
+/// The histograms [`ServiceTimes`] are read from, and their labels but `le`.
+const HANDLER_METRIC: (&str, &str) = ("concierge_http_request_duration_seconds", ",route=\"/sms\"");
+const LOG_SYNC_METRIC: (&str, &str) = ("concierge_store_log_sync_seconds", "");
+const BATCH_METRIC: (&str, &str) = ("concierge_store_batch_seconds", "");
 
-/// The service's store writer over a stretch of a run, from its metrics: its write-ahead log's
-/// syncs and its batches. A second with slow requests and a slow sync was the disk; with a slow
-/// batch and no slow sync, the writer's other steps; with neither, something outside the store.
+/// What the service's metrics say of a stretch of a run: how long its `/sms` handler took
+/// (from the request read to the response head), and its store writer's log syncs and batches.
+/// A second whose requests were slow at the load generator but not in the handler lost its time
+/// before the handler (the request thread busy or not running); one with a slow log sync lost it
+/// to the disk; one with a slow batch and no slow sync, to the writer's other steps.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct StoreTimes {
+pub struct ServiceTimes {
+    pub handler: Latencies,
     pub log_syncs: Latencies,
     pub batches: Latencies,
 }
 
-impl StoreTimes {
-    pub fn parse(scrape: &str) -> Option<StoreTimes> {
-        Some(StoreTimes {
+impl ServiceTimes {
+    pub fn parse(scrape: &str) -> Option<ServiceTimes> {
+        Some(ServiceTimes {
+            handler: Latencies::parse(scrape, HANDLER_METRIC).unwrap_or_default(),
             log_syncs: Latencies::parse(scrape, LOG_SYNC_METRIC)?,
             batches: Latencies::parse(scrape, BATCH_METRIC)?,
         })
     }
 
-    fn since(&self, earlier: &StoreTimes) -> StoreTimes {
-        StoreTimes {
+    fn since(&self, earlier: &ServiceTimes) -> ServiceTimes {
+        ServiceTimes {
+            handler: self.handler.since(&earlier.handler),
             log_syncs: self.log_syncs.since(&earlier.log_syncs),
             batches: self.batches.since(&earlier.batches),
         }
     }
 
-    fn add(&mut self, other: &StoreTimes) {
+    fn add(&mut self, other: &ServiceTimes) {
+        self.handler.add(&other.handler);
         self.log_syncs.add(&other.log_syncs);
         self.batches.add(&other.batches);
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "log syncs {}; batches {}",
+            "/sms handler {}; log syncs {}; batches {}",
+            self.handler.describe(),
             self.log_syncs.describe(),
             self.batches.describe()
         )
@@ -864,15 +872,20 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    /// Reads histogram `metric`'s cumulative buckets from a scrape; `None` if it has none.
-    pub fn parse(scrape: &str, metric: &str) -> Option<Latencies> {
+    /// Reads the cumulative buckets of histogram `metric` with the other labels `labels` (as
+    /// the scrape prints them after `le`, e.g. `,route="/sms"`) from a scrape; `None` if it has
+    /// none.
+    pub fn parse(scrape: &str, (metric, labels): (&str, &str)) -> Option<Latencies> {
         let prefix = format!("{metric}_bucket{{le=\"");
+        let end = format!("\"{labels}}} ");
         let mut cumulative = Vec::new();
         for line in scrape.lines() {
             let Some(rest) = line.strip_prefix(prefix.as_str()) else {
                 continue;
             };
-            let (bound, count) = rest.split_once("\"} ")?;
+            let Some((bound, count)) = rest.split_once(end.as_str()) else {
+                continue;
+            };
             let bound = if bound == "+Inf" {
                 f64::INFINITY
             } else {
@@ -948,8 +961,15 @@ impl Latencies {
             .map(|(bound, _)| *bound)
     }
 
-    /// How many, how many over [`SLOW`], and the slowest's bucket.
+    /// How many, how many over [`SLOW`] (or the first bound above it), and the slowest's
+    /// bucket.
     pub fn describe(&self) -> String {
+        let threshold = self
+            .buckets
+            .iter()
+            .map(|(bound, _)| *bound)
+            .find(|bound| *bound >= SLOW.as_secs_f64())
+            .unwrap_or(SLOW.as_secs_f64());
         let slowest = match self.slowest() {
             Some(bound) if bound.is_finite() => format!("slowest ≤ {} ms", bound * 1000.0),
             Some(_) => format!(
@@ -965,21 +985,21 @@ impl Latencies {
         format!(
             "{:>5}, over {} ms {:>2}, {slowest}",
             self.count(),
-            SLOW.as_millis(),
-            self.over(SLOW.as_secs_f64()),
+            threshold * 1000.0,
+            self.over(threshold),
         )
     }
 }
 
-/// One scrape of the service's store writer histograms.
-async fn scrape_store_times(client: &reqwest::Client, url: &str) -> Option<StoreTimes> {
+/// One scrape of the service's histograms.
+async fn scrape_service_times(client: &reqwest::Client, url: &str) -> Option<ServiceTimes> {
     let response = client
         .get(url)
         .timeout(Duration::from_secs(2))
         .send()
         .await
         .ok()?;
-    StoreTimes::parse(&response.text().await.ok()?)
+    ServiceTimes::parse(&response.text().await.ok()?)
 }
 
 /// Measures two targets in alternating rounds (`a`, `b`, `a`, `b`, ...), `rounds` of each,
@@ -1200,15 +1220,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_times_are_read_from_the_services_own_scrape() {
+    fn service_times_are_read_from_the_services_own_scrape() {
         let mut metrics = crate::metrics::Metrics::new();
         let times = crate::store::CommitTimes::default();
         metrics.register_store(&times);
         let scrape = || {
             let text = metrics.render(&crate::metrics::Snapshot::default());
-            let store = StoreTimes::parse(&text).expect("both histograms are in the scrape");
-            assert_eq!(store.batches.count(), 0);
-            store.log_syncs
+            let times = ServiceTimes::parse(&text).expect("the histograms are in the scrape");
+            assert_eq!(times.batches.count(), 0);
+            assert_eq!(times.handler.count(), 0);
+            times.log_syncs
         };
         let empty = scrape();
         assert_eq!(empty.count(), 0);
@@ -1231,6 +1252,26 @@ mod tests {
         both.add(&second);
         assert_eq!(both.count(), 6);
         assert_eq!(first.describe(), "    4, over 10 ms  1, slowest ≤ 25 ms");
+
+        // The handler's histogram is one route's of a family; its buckets double from 0.1 ms,
+        // so "over 10 ms" is counted from the first bound above it.
+        let route = |route| crate::metrics::RouteLabel { route };
+        metrics
+            .latency
+            .get_or_create(&route("/sms"))
+            .observe(0.000_3);
+        metrics.latency.get_or_create(&route("/sms")).observe(0.02);
+        metrics
+            .latency
+            .get_or_create(&route("/chat/messages"))
+            .observe(0.5);
+        let text = metrics.render(&crate::metrics::Snapshot::default());
+        let handler = ServiceTimes::parse(&text).unwrap().handler;
+        assert_eq!(handler.count(), 2);
+        assert_eq!(
+            handler.describe(),
+            "    2, over 12.8 ms  1, slowest ≤ 25.6 ms"
+        );
     }
 
     #[test]
