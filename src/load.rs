@@ -774,7 +774,7 @@ impl Measured {
 }
 
 /// [`drive`], and the CPU the service (`pid`) and this process used during its measured part, and
-/// the service's log syncs second by second (read from its metrics, when the target has them).
+/// the service's own times second by second (read from its metrics, when the target has them).
 pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> Result<Measured> {
     let warmup = plan.warmup;
     let before = tokio::spawn(async move {
@@ -861,12 +861,10 @@ impl ServiceTimes {
     }
 }
 
-/// One of the service's latency histograms over a stretch of a run: how many, by bucket. For the
-/// log syncs (append and `fdatasync`, one per batch of messages), how long the disk kept every
-/// acknowledgement of the batch waiting.
+/// One of the service's latency histograms over a stretch of a run: how many, by bucket.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Latencies {
-    /// `(upper bound in seconds, syncs in that bucket)`, bounds rising, the counts not
+    /// `(upper bound in seconds, observations in that bucket)`, bounds rising, the counts not
     /// cumulative; the last bound is infinite.
     pub buckets: Vec<(f64, u64)>,
 }
@@ -908,7 +906,7 @@ impl Latencies {
         Some(Latencies { buckets })
     }
 
-    /// The syncs since `earlier` (a scrape of the same histogram).
+    /// The observations since `earlier` (a scrape of the same histogram).
     pub fn since(&self, earlier: &Latencies) -> Latencies {
         let buckets = self
             .buckets
@@ -939,7 +937,7 @@ impl Latencies {
         self.buckets.iter().map(|(_, n)| n).sum()
     }
 
-    /// Syncs that took longer than `seconds` (a bucket bound).
+    /// Observations longer than `seconds` (a bucket bound).
     pub fn over(&self, seconds: f64) -> u64 {
         let mut lower = 0.0;
         let mut over = 0;
@@ -952,7 +950,7 @@ impl Latencies {
         over
     }
 
-    /// The bound under which the slowest sync fell (its bucket's upper bound).
+    /// The bound under which the slowest observation fell (its bucket's upper bound).
     pub fn slowest(&self) -> Option<f64> {
         self.buckets
             .iter()

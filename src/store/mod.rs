@@ -1171,13 +1171,13 @@ impl Store {
         Ok(self.resident.opt_outs.contains(phone.as_bytes()))
     }
 
-    /// How much the store holds in memory: SMS attendees' records and idempotency keys (their
-    /// hashes), for the metrics.
     /// How long the writer's log syncs and batches take (histograms the metrics listener serves).
     pub fn commit_times(&self) -> &CommitTimes {
         &self.commit_times
     }
 
+    /// How much the store holds in memory: SMS attendees' records and idempotency keys (their
+    /// hashes), for the metrics.
     pub fn in_memory(&self) -> InMemory {
         InMemory {
             attendees: self.records.attendees.len(),
