@@ -696,6 +696,8 @@ pub struct Measured {
     pub service_used: Option<Duration>,
     /// This process's CPU time during the measured part: the load generator's cost.
     pub client_used: Option<Duration>,
+    /// What the machine's CPUs did meanwhile, all processes together (Linux only).
+    pub machine: Option<MachineCpu>,
     /// The service's own times (its `/sms` handler, its store writer's log syncs and batches) in
     /// each second of the measured part (when its metrics could be read).
     pub service_times: Option<Vec<ServiceTimes>>,
@@ -721,6 +723,10 @@ impl Measured {
         let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
+        self.machine = match (self.machine.take(), other.machine) {
+            (Some(a), Some(b)) => Some(a.plus(&b)),
+            _ => None,
+        };
         self.service_times = match (self.service_times.take(), other.service_times) {
             (Some(mut a), Some(b)) => {
                 a.extend(b);
@@ -761,7 +767,7 @@ impl Measured {
     }
 
     pub fn describe_cpu(&self) -> String {
-        match (self.service_cpu(), self.client_cpu()) {
+        let per_request = match (self.service_cpu(), self.client_cpu()) {
             (Some(service), Some(client)) => format!(
                 "           CPU per request: service {service:.0} µs, load generator {client:.0} µs"
             ),
@@ -769,7 +775,82 @@ impl Measured {
                 format!("           CPU per request: load generator {client:.0} µs")
             }
             _ => "           CPU per request: not measurable on this system".into(),
+        };
+        match &self.machine {
+            Some(machine) => format!("{per_request}; {}", machine.describe()),
+            None => per_request,
         }
+    }
+}
+
+/// The machine's CPU time by what it went to, in USER_HZ ticks summed over every CPU, from the
+/// first line of `/proc/stat`. Steal is time the hypervisor ran something else while this
+/// machine's virtual CPUs had work: a run whose latencies jump with steal at zero was slowed
+/// inside the machine (or by a host that does not report stealing).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MachineCpu {
+    /// user, nice, system, irq and softirq.
+    pub busy: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub steal: u64,
+}
+
+impl MachineCpu {
+    /// The counters so far (`None` where `/proc/stat` is missing or unreadable).
+    pub fn now() -> Option<MachineCpu> {
+        MachineCpu::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// Parses `/proc/stat`'s aggregate `cpu` line (guest time is counted in user already).
+    pub fn parse(stat: &str) -> Option<MachineCpu> {
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .ok()?;
+        let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal (the last ones are absent on old kernels).
+        Some(MachineCpu {
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            idle: field(3),
+            iowait: field(4),
+            steal: field(7),
+        })
+    }
+
+    /// What the counters moved by since `before` (`None` if any went backwards).
+    pub fn since(&self, before: &MachineCpu) -> Option<MachineCpu> {
+        Some(MachineCpu {
+            busy: self.busy.checked_sub(before.busy)?,
+            idle: self.idle.checked_sub(before.idle)?,
+            iowait: self.iowait.checked_sub(before.iowait)?,
+            steal: self.steal.checked_sub(before.steal)?,
+        })
+    }
+
+    fn plus(&self, other: &MachineCpu) -> MachineCpu {
+        MachineCpu {
+            busy: self.busy + other.busy,
+            idle: self.idle + other.idle,
+            iowait: self.iowait + other.iowait,
+            steal: self.steal + other.steal,
+        }
+    }
+
+    /// Shares of the time, e.g. `the machine's CPUs: busy 61 %, idle 38 %, IO wait 1 %, steal 0.0 %`.
+    pub fn describe(&self) -> String {
+        let total = (self.busy + self.idle + self.iowait + self.steal).max(1) as f64;
+        let share = |ticks: u64| ticks as f64 * 100.0 / total;
+        format!(
+            "the machine's CPUs: busy {:.0} %, idle {:.0} %, IO wait {:.0} %, steal {:.1} %",
+            share(self.busy),
+            share(self.idle),
+            share(self.iowait),
+            share(self.steal)
+        )
     }
 }
 
@@ -779,7 +860,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let warmup = plan.warmup;
     let before = tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
-        (pid.and_then(cpu_time), cpu_time(0))
+        (pid.and_then(cpu_time), cpu_time(0), MachineCpu::now())
     });
     let service_times = target.metrics.clone().map(|url| {
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
@@ -796,7 +877,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         })
     });
     let report = drive(target, plan).await?;
-    let after = (pid.and_then(cpu_time), cpu_time(0));
+    let after = (pid.and_then(cpu_time), cpu_time(0), MachineCpu::now());
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
     let service_times = match service_times {
@@ -806,6 +887,10 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     Ok(Measured {
         service_used: used(before.0, after.0),
         client_used: used(before.1, after.1),
+        machine: after
+            .2
+            .zip(before.2)
+            .and_then(|(after, before)| after.since(&before)),
         service_times,
         report,
     })
@@ -1216,6 +1301,51 @@ pub fn scratch_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_machines_cpu_shares_come_from_proc_stat() {
+        // Two readings of a 2-CPU VM's /proc/stat, 8 s apart (cpu lines only matter).
+        let before = MachineCpu::parse(
+            "cpu  2177284 3110 662244 9955435 68400 0 124323 1681 0 0\n\
+             cpu0 959199 1115 288769 5192437 7553 0 72208 763 0 0\n\
+             intr 1 2 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            before,
+            MachineCpu {
+                busy: 2_177_284 + 3_110 + 662_244 + 124_323,
+                idle: 9_955_435,
+                iowait: 68_400,
+                steal: 1_681,
+            }
+        );
+        let after = MachineCpu::parse("cpu  2177784 3110 662544 9956135 68420 0 124423 1701 0 0\n")
+            .unwrap();
+        let run = after.since(&before).unwrap();
+        assert_eq!(
+            run,
+            MachineCpu {
+                busy: 900,
+                idle: 700,
+                iowait: 20,
+                steal: 20
+            }
+        );
+        assert_eq!(
+            run.describe(),
+            "the machine's CPUs: busy 55 %, idle 43 %, IO wait 1 %, steal 1.2 %"
+        );
+        assert_eq!(before.since(&after), None, "counters never go back");
+        // An old kernel's shorter line, and garbage.
+        assert_eq!(MachineCpu::parse("cpu  10 0 5 100 2\n").unwrap().steal, 0);
+        assert_eq!(MachineCpu::parse("cpu  10 x 5\n"), None);
+        assert_eq!(MachineCpu::parse("intr 1 2\n"), None);
+        if cfg!(target_os = "linux") {
+            let now = MachineCpu::now().expect("/proc/stat is readable on Linux");
+            assert!(now.busy + now.idle > 0);
+        }
+    }
 
     #[test]
     fn service_times_are_read_from_the_services_own_scrape() {
