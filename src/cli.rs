@@ -123,6 +123,11 @@ pub struct LoadArgs {
     /// (`0`: one per CPU). Default: one fewer than the CPUs, which the load generator shares.
     #[arg(long)]
     pub server_workers: Option<usize>,
+    /// Measured runs back to back against the same service, its store growing from one to the
+    /// next (with --no-baseline; only the first has a warm-up): each run's line, then how many
+    /// had their p99 within 10 ms. A long-running service's test (BENCHMARKS.md).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
 }
 
 #[derive(Debug, Args)]
@@ -962,7 +967,6 @@ fn print_sessions(
     Ok(())
 }
 
-/// Connects to the service and asks `/healthz`. Exits 1 if it does not answer 200 within 3 s.
 /// How many rounds `load` measures concierge and the baseline in, alternating.
 const LOAD_ROUNDS: u32 = 5;
 
@@ -976,6 +980,9 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         rate: args.rate,
         numbers: args.numbers.max(1),
     };
+    if args.runs > 1 && !args.no_baseline {
+        bail!("--runs measures concierge alone: add --no-baseline");
+    }
     let scratch = load::scratch_dir();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     // The servers get the machine less the load generator's share: one CPU's worth of threads.
@@ -1043,7 +1050,7 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     load::wait_healthy(&base, Duration::from_secs(30)).await?;
     let pid = guard.as_ref().map(|g| g.0.id());
     let (measured, baseline) = if args.no_baseline {
-        (load::drive_measured(&target, &plan, pid).await?, None)
+        (drive_runs(&args, &target, &plan, pid).await?, None)
     } else {
         // Both servers run side by side (the one not driven is idle), measured in alternating
         // rounds so the machine's drifts in speed fall on both.
@@ -1074,7 +1081,7 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     if let Some(times) = measured.describe_service_times() {
         println!("{times}");
     }
-    if args.timeline {
+    if args.timeline && args.runs == 1 {
         println!("{}", measured.describe_timeline());
     }
     for e in &report.error_samples {
@@ -1098,6 +1105,52 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `load --runs N`: N measured runs against the same service, each reported as it ends (with its
+/// timeline, if asked), then how many had their p99 within [`crate::load::SLOW`]; returns them
+/// merged. One run is reported by the caller alone.
+async fn drive_runs(
+    args: &LoadArgs,
+    target: &crate::load::Target,
+    plan: &crate::load::Plan,
+    pid: Option<u32>,
+) -> Result<crate::load::Measured> {
+    use crate::load;
+    let mut merged: Option<load::Measured> = None;
+    let mut p99s = Vec::new();
+    for run in 1..=args.runs {
+        let plan = load::Plan {
+            warmup: if run == 1 {
+                plan.warmup
+            } else {
+                Duration::ZERO
+            },
+            ..plan.clone()
+        };
+        let measured = load::drive_measured(target, &plan, pid).await?;
+        if args.runs > 1 {
+            println!(
+                "{}",
+                measured
+                    .report
+                    .describe(&format!("run {run:>3}/{}", args.runs))
+            );
+            println!("{}", measured.describe_cpu());
+            if args.timeline {
+                println!("{}", measured.describe_timeline());
+            }
+        }
+        p99s.push(measured.report.quantile_ms(0.99));
+        match &mut merged {
+            Some(all) => all.merge(measured)?,
+            None => merged = Some(measured),
+        }
+    }
+    if args.runs > 1 {
+        println!("{}", load::describe_runs(&p99s));
+    }
+    merged.context("no run was measured")
 }
 
 /// `announce`: a client of the running service's admin API (the service holds the store).

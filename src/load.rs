@@ -26,6 +26,20 @@ use hdrhistogram::Histogram;
 const ACCOUNT: &str = "AC10ad000000000000000000000000000a";
 const AUTH_TOKEN: &str = "load-test-auth-token";
 
+/// How many of a series of runs had their p99 within [`SLOW`], and each run's p99, e.g.
+/// `runs with p99 within 10 ms: 2 of 3 (p99 2.31, 14.02, 3.10 ms)`.
+pub fn describe_runs(p99s: &[f64]) -> String {
+    let slow_ms = SLOW.as_secs_f64() * 1000.0;
+    let within = p99s.iter().filter(|&&p99| p99 <= slow_ms).count();
+    let each: Vec<String> = p99s.iter().map(|p99| format!("{p99:.2}")).collect();
+    format!(
+        "runs with p99 within {} ms: {within} of {} (p99 {} ms)",
+        SLOW.as_millis(),
+        p99s.len(),
+        each.join(", ")
+    )
+}
+
 /// How a run is shaped.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -1301,6 +1315,14 @@ pub fn scratch_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_series_of_runs_counts_those_within_ten_ms() {
+        assert_eq!(
+            describe_runs(&[2.31, 14.02, 10.0]),
+            "runs with p99 within 10 ms: 2 of 3 (p99 2.31, 14.02, 10.00 ms)"
+        );
+    }
 
     #[test]
     fn the_machines_cpu_shares_come_from_proc_stat() {

@@ -109,3 +109,56 @@ fn an_open_loop_sends_exactly_its_schedule() {
         );
     }
 }
+
+/// A long-running service's test: runs back to back against one service, each reported, then
+/// how many kept their p99 within 10 ms; the whole is merged into the usual report.
+#[test]
+fn runs_go_back_to_back_against_one_service() {
+    let stdout = load(&[
+        "--no-baseline",
+        "--runs",
+        "2",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--rate",
+        "300",
+        "--connections",
+        "4",
+        "--numbers",
+        "1000000",
+        "--timeline",
+    ]);
+    for run in ["run   1/2 ", "run   2/2 "] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(run))
+            .unwrap_or_else(|| panic!("no {run} line in {stdout}"));
+        assert!(line.ends_with("ok 300  errors 0"), "{line}");
+    }
+    // Each run's own timeline: one second each.
+    let seconds = stdout.lines().filter(|l| l.contains("second   1:")).count();
+    assert_eq!(seconds, 2, "{stdout}");
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("runs with p99 within 10 ms: "))
+        .unwrap_or_else(|| panic!("no summary in {stdout}"));
+    assert!(summary.contains(" of 2 (p99 "), "{summary}");
+    let concierge = stdout
+        .lines()
+        .find(|l| l.starts_with("concierge "))
+        .unwrap_or_else(|| panic!("no concierge line in {stdout}"));
+    assert!(concierge.ends_with("ok 600  errors 0"), "{concierge}");
+}
+
+#[test]
+fn runs_without_no_baseline_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(["load", "--runs", "3", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--no-baseline"), "{stderr}");
+}
