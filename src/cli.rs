@@ -1137,6 +1137,9 @@ async fn drive_runs(
                     .describe(&format!("run {run:>3}/{}", args.runs))
             );
             println!("{}", measured.describe_cpu());
+            if let Some(times) = measured.describe_service_times() {
+                println!("{times}");
+            }
             if args.timeline {
                 println!("{}", measured.describe_timeline());
             }

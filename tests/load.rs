@@ -137,6 +137,12 @@ fn runs_go_back_to_back_against_one_service() {
             .unwrap_or_else(|| panic!("no {run} line in {stdout}"));
         assert!(line.ends_with("ok 300  errors 0"), "{line}");
     }
+    // Each run's own service times (the service started has a metrics listener) and timeline.
+    let services = stdout
+        .lines()
+        .filter(|l| l.contains("the service's metrics: /sms handler"))
+        .count();
+    assert_eq!(services, 3, "each run's, then the whole's: {stdout}");
     // Each run's own timeline: one second each.
     let seconds = stdout.lines().filter(|l| l.contains("second   1:")).count();
     assert_eq!(seconds, 2, "{stdout}");
