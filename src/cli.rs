@@ -1073,26 +1073,18 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     };
     drop(guard);
     let report = &measured.report;
-    println!("{}", report.describe("concierge"));
-    if plan.rate.is_some() {
-        println!("{}", report.describe_wait());
-    }
-    println!("{}", measured.describe_cpu());
-    if let Some(times) = measured.describe_service_times() {
-        println!("{times}");
-    }
-    if args.timeline && args.runs == 1 {
-        println!("{}", measured.describe_timeline());
-    }
+    // With several runs, each run's timeline was printed as it ended.
+    print_measured(
+        "concierge",
+        &measured,
+        plan.rate.is_some(),
+        args.timeline && args.runs == 1,
+    );
     for e in &report.error_samples {
         println!("  error: {e}");
     }
     if let Some(baseline) = baseline {
-        println!("{}", baseline.report.describe("baseline"));
-        if plan.rate.is_some() {
-            println!("{}", baseline.report.describe_wait());
-        }
-        println!("{}", baseline.describe_cpu());
+        print_measured("baseline", &baseline, plan.rate.is_some(), false);
         println!(
             "ratio: concierge / baseline throughput = {:.3} ({LOAD_ROUNDS} alternating rounds of {:.1} s each)",
             report.throughput() / baseline.report.throughput(),
@@ -1105,6 +1097,23 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A measured target's lines of `load`'s report: its latencies (and, in an open loop, the part
+/// spent waiting to be sent), its CPU, the service's own times when its metrics were read, and
+/// its timeline if asked.
+fn print_measured(name: &str, measured: &crate::load::Measured, wait: bool, timeline: bool) {
+    println!("{}", measured.report.describe(name));
+    if wait {
+        println!("{}", measured.report.describe_wait());
+    }
+    println!("{}", measured.describe_cpu());
+    if let Some(times) = measured.describe_service_times() {
+        println!("{times}");
+    }
+    if timeline {
+        println!("{}", measured.describe_timeline());
+    }
 }
 
 /// `load --runs N`: N measured runs against the same service, each reported as it ends (with its
@@ -1130,19 +1139,8 @@ async fn drive_runs(
         };
         let measured = load::drive_measured(target, &plan, pid).await?;
         if args.runs > 1 {
-            println!(
-                "{}",
-                measured
-                    .report
-                    .describe(&format!("run {run:>3}/{}", args.runs))
-            );
-            println!("{}", measured.describe_cpu());
-            if let Some(times) = measured.describe_service_times() {
-                println!("{times}");
-            }
-            if args.timeline {
-                println!("{}", measured.describe_timeline());
-            }
+            let name = format!("run {run:>3}/{}", args.runs);
+            print_measured(&name, &measured, false, args.timeline);
         }
         p99s.push(measured.report.quantile_ms(0.99));
         match &mut merged {
