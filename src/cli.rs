@@ -1116,8 +1116,8 @@ fn print_measured(name: &str, measured: &crate::load::Measured, wait: bool, time
     }
 }
 
-/// `load --runs N`: N measured runs against the same service, each reported as it ends (with its
-/// timeline, if asked), then how many had their p99 within [`crate::load::SLOW`]; returns them
+/// `load --runs N`: N measured runs against the same service, each reported as it ends (in an
+/// open loop with its wait for a connection, and with its timeline if asked), then how many had their p99 within [`crate::load::SLOW`]; returns them
 /// merged. One run is reported by the caller alone.
 async fn drive_runs(
     args: &LoadArgs,
@@ -1140,7 +1140,7 @@ async fn drive_runs(
         let measured = load::drive_measured(target, &plan, pid).await?;
         if args.runs > 1 {
             let name = format!("run {run:>3}/{}", args.runs);
-            print_measured(&name, &measured, false, args.timeline);
+            print_measured(&name, &measured, plan.rate.is_some(), args.timeline);
         }
         p99s.push(measured.report.quantile_ms(0.99));
         match &mut merged {

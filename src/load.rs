@@ -79,6 +79,10 @@ pub struct Report {
     /// loop, the part of its latency spent waiting for an idle connection (every one busy) or
     /// for the load generator itself; in a closed loop, nothing.
     pub waited: Histogram<u64>,
+    /// In an open loop, the most the arrival thread woke up late, in microseconds: it sleeps
+    /// about 1 ms at a time on a machine with CPU to spare, so a long oversleep is a spell in
+    /// which a plain thread got no CPU (the machine stalled, not only the service).
+    pub overslept: u64,
     /// The answered requests by the second of the run they were due in (rounds one after the
     /// other), to tell a slow spell from a slow run.
     pub timeline: Vec<Second>,
@@ -136,6 +140,7 @@ impl Report {
         self.elapsed += other.elapsed;
         self.latency.add(&other.latency)?;
         self.waited.add(&other.waited)?;
+        self.overslept = self.overslept.max(other.overslept);
         self.timeline.extend(other.timeline);
         Ok(())
     }
@@ -160,15 +165,17 @@ impl Report {
     }
 
     /// The open loop's wait for a connection, for telling a slow service from a queue of requests
-    /// that found every connection busy.
+    /// that found every connection busy, and the arrival thread's worst oversleep, for telling
+    /// either from a machine that stalled.
     pub fn describe_wait(&self) -> String {
         let ms = |q: f64| self.waited.value_at_quantile(q) as f64 / 1000.0;
         format!(
-            "           of which waiting to be sent (every connection busy, or the load generator late): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            "           of which waiting to be sent (every connection busy, or the load generator late): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms; the arrival thread overslept at most {:.2} ms",
             ms(0.5),
             ms(0.9),
             ms(0.99),
             self.waited.max() as f64 / 1000.0,
+            self.overslept as f64 / 1000.0,
         )
     }
 
@@ -353,9 +360,12 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
     let started = Instant::now();
     let measure_from = started + plan.warmup;
     let end = measure_from + plan.duration;
-    let source = match plan.rate {
-        Some(rate) => Source::Scheduled(Schedule::start(started, end, rate, plan.connections)?),
-        None => Source::BackToBack(Arc::new(AtomicU64::new(0))),
+    let (source, schedule) = match plan.rate {
+        Some(rate) => {
+            let schedule = Schedule::start(started, end, rate, plan.connections, measure_from)?;
+            (Source::Scheduled(schedule.clone()), Some(schedule))
+        }
+        None => (Source::BackToBack(Arc::new(AtomicU64::new(0))), None),
     };
     let signing: Arc<Signing> = Arc::new(
         target
@@ -402,6 +412,7 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
         elapsed: plan.duration,
         latency: histogram(),
         waited: histogram(),
+        overslept: 0,
         timeline: Vec::new(),
     };
     for t in tasks {
@@ -416,6 +427,10 @@ pub async fn drive(target: &Target, plan: &Plan) -> Result<Report> {
                 report.error_samples.push(s);
             }
         }
+    }
+    // Every connection has had its last permit, so the arrival thread is done.
+    if let Some(schedule) = schedule {
+        report.overslept = schedule.overslept.load(Ordering::Relaxed);
     }
     Ok(report)
 }
@@ -463,22 +478,26 @@ struct Schedule {
     rate: u64,
     /// How many requests are due before the end.
     total: u64,
+    /// The arrival thread's longest oversleep after the warm-up, in microseconds
+    /// ([`Report::overslept`]).
+    overslept: AtomicU64,
 }
 
 impl Schedule {
     /// Starts releasing requests from `started` until `end`; after the last one, one permit per
-    /// connection more, which tells each that the run is over.
+    /// connection more, which tells each that the run is over. Oversleeps count from `measured`.
     fn start(
         started: Instant,
         end: Instant,
         rate: u64,
         connections: usize,
+        measured: Instant,
     ) -> Result<Arc<Schedule>> {
         let schedule = Arc::new(Schedule::new(started, end, rate));
         let releasing = schedule.clone();
         std::thread::Builder::new()
             .name("load-arrivals".into())
-            .spawn(move || releasing.release_until_done(connections))
+            .spawn(move || releasing.release_until_done(connections, measured))
             .context("starting the arrival schedule's thread")?;
         Ok(schedule)
     }
@@ -493,6 +512,7 @@ impl Schedule {
             started,
             rate,
             total: (span * u128::from(rate)).div_ceil(1_000_000_000) as u64,
+            overslept: AtomicU64::new(0),
         }
     }
 
@@ -516,18 +536,22 @@ impl Schedule {
         due_by_now.max(before)
     }
 
-    fn release_until_done(&self, connections: usize) {
+    fn release_until_done(&self, connections: usize, measured: Instant) {
         loop {
             let now = Instant::now();
             let released = self.release_due(now);
             if released >= self.total {
                 break;
             }
-            std::thread::sleep(
-                self.due(released)
-                    .saturating_duration_since(now)
-                    .max(ARRIVAL_QUANTUM),
-            );
+            let sleep = self
+                .due(released)
+                .saturating_duration_since(now)
+                .max(ARRIVAL_QUANTUM);
+            std::thread::sleep(sleep);
+            if now >= measured {
+                let overslept = now.elapsed().saturating_sub(sleep).as_micros() as u64;
+                self.overslept.fetch_max(overslept, Ordering::Relaxed);
+            }
         }
         self.permits.add_permits(connections);
     }

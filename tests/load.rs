@@ -89,13 +89,20 @@ fn an_open_loop_sends_exactly_its_schedule() {
         concierge.contains(" 400 req/s") && concierge.ends_with("ok 800  errors 0"),
         "{concierge}"
     );
-    // It tells how much of the latency was spent waiting to be sent.
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("of which waiting to be sent") && l.contains("p99")),
-        "{stdout}"
-    );
+    // It tells how much of the latency was spent waiting to be sent, and how late the arrival
+    // thread woke up at worst: its sleeps of 1 ms or more always overrun a little (the kernel's
+    // timer slack is 50 µs), so a zero would mean the oversleeps were never read.
+    let wait = stdout
+        .lines()
+        .find(|l| l.contains("of which waiting to be sent") && l.contains("p99"))
+        .unwrap_or_else(|| panic!("no wait line in {stdout}"));
+    let overslept: f64 = wait
+        .split_once("the arrival thread overslept at most ")
+        .and_then(|(_, rest)| rest.strip_suffix(" ms"))
+        .unwrap_or_else(|| panic!("no oversleep in {wait}"))
+        .parse()
+        .unwrap();
+    assert!(overslept > 0.0, "{wait}");
     // Second by second: each of the two seconds had its 400 requests due, all answered.
     let seconds: Vec<&str> = stdout.lines().filter(|l| l.contains("second ")).collect();
     assert_eq!(seconds.len(), 2, "{stdout}");
@@ -143,6 +150,12 @@ fn runs_go_back_to_back_against_one_service() {
         .filter(|l| l.contains("the service's metrics: /sms handler"))
         .count();
     assert_eq!(services, 3, "each run's, then the whole's: {stdout}");
+    // Each run's own wait for a connection (an open loop), then the whole's.
+    let waits = stdout
+        .lines()
+        .filter(|l| l.contains("of which waiting to be sent"))
+        .count();
+    assert_eq!(waits, 3, "each run's, then the whole's: {stdout}");
     // Each run's own timeline: one second each.
     let seconds = stdout.lines().filter(|l| l.contains("second   1:")).count();
     assert_eq!(seconds, 2, "{stdout}");
