@@ -63,6 +63,10 @@ const MAX_BATCH: usize = 1024;
 /// went to journals: 0.25 ms 29,377 / 27,509 req/s; 0.5 ms 29,140 / 28,401; 1 ms 26,443 /
 /// 25,124; none 28,441 / 26,486; open loop at 15,000 req/s p99 28.1 ms at 0.5 ms, 35.9 ms at
 /// 1 ms. (With every record in sled, 1 ms was best: 17,300-17,900 against 12,700-17,400.)
+/// On a long-running service (`load --no-baseline --rate 20000 --duration 8 --runs 24`, tests
+/// interleaved, BENCHMARKS.md step 58), runs with p99 within 10 ms: 0.5 ms 150 of 168; 1 ms 36
+/// of 48 (half the syncs, more requests in flight); 0.25 ms 67 of 72 and none 61 of 72, at 37-40
+/// and 48-49 µs of CPU a request against 33-37 (two and four times the syncs).
 const BATCH_SPACING: Duration = Duration::from_micros(500);
 
 /// The log's size that makes the next batch a checkpoint (sled flushed, log started over). It bounds
@@ -73,7 +77,8 @@ const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// write-ahead log grown ahead of its appends ([`super::wal::Space::extend_ahead`]), in the
 /// background. The write-out is so that a checkpoint finds little to write: without it, the
 /// journals' sync at a checkpoint wrote everything appended since the last one and held the
-/// writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99.
+/// writer 14-34 ms (measured at 15,000 req/s), which was an open loop's p99. Every 250 ms
+/// instead: 46 of 48 long runs within 10 ms against 150 of 168 (no difference resolved, step 58).
 const JOURNAL_SYNC_EVERY: Duration = Duration::from_millis(50);
 
 /// A log sync slower than this is logged as a warning: the disk is stalling, and every message
