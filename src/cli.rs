@@ -506,6 +506,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
     );
     spawn_reloaders(&state);
     spawn_outbox(&state)?;
+    tokio::spawn(crate::metrics::watch_runtime_lag(state.metrics.clone()));
     tokio::spawn(crate::desk::run(state.clone(), Duration::from_secs(1)));
     tokio::spawn(crate::notices::worker::run_reminders(
         state.clone(),

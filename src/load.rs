@@ -938,6 +938,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
 const HANDLER_METRIC: (&str, &str) = ("concierge_http_request_duration_seconds", ",route=\"/sms\"");
 const LOG_SYNC_METRIC: (&str, &str) = ("concierge_store_log_sync_seconds", "");
 const BATCH_METRIC: (&str, &str) = ("concierge_store_batch_seconds", "");
+const LAG_METRIC: (&str, &str) = ("concierge_runtime_lag_seconds", "");
 
 /// What the service's metrics say of a stretch of a run: how long its `/sms` handler took
 /// (from the request read to the response head), and its store writer's log syncs and batches.
@@ -949,6 +950,9 @@ pub struct ServiceTimes {
     pub handler: Latencies,
     pub log_syncs: Latencies,
     pub batches: Latencies,
+    /// How late its request runtime woke for a timer (sampled every 10 ms): a lapse here and
+    /// none in the handler is a request thread that was held (empty from a service without it).
+    pub lag: Latencies,
 }
 
 impl ServiceTimes {
@@ -957,6 +961,7 @@ impl ServiceTimes {
             handler: Latencies::parse(scrape, HANDLER_METRIC).unwrap_or_default(),
             log_syncs: Latencies::parse(scrape, LOG_SYNC_METRIC)?,
             batches: Latencies::parse(scrape, BATCH_METRIC)?,
+            lag: Latencies::parse(scrape, LAG_METRIC).unwrap_or_default(),
         })
     }
 
@@ -965,6 +970,7 @@ impl ServiceTimes {
             handler: self.handler.since(&earlier.handler),
             log_syncs: self.log_syncs.since(&earlier.log_syncs),
             batches: self.batches.since(&earlier.batches),
+            lag: self.lag.since(&earlier.lag),
         }
     }
 
@@ -972,14 +978,16 @@ impl ServiceTimes {
         self.handler.add(&other.handler);
         self.log_syncs.add(&other.log_syncs);
         self.batches.add(&other.batches);
+        self.lag.add(&other.lag);
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "/sms handler {}; log syncs {}; batches {}",
+            "/sms handler {}; log syncs {}; batches {}; runtime lag {}",
             self.handler.describe(),
             self.log_syncs.describe(),
-            self.batches.describe()
+            self.batches.describe(),
+            self.lag.describe()
         )
     }
 }

@@ -20,6 +20,7 @@
 //! | `concierge_store_idempotency_keys` | processed-message keys remembered (their hashes in memory) |
 //! | `concierge_store_log_sync_seconds` | the write-ahead log's append and `fdatasync`, per batch |
 //! | `concierge_store_batch_seconds` | the store writer's batches, whole |
+//! | `concierge_runtime_lag_seconds` | how late the request runtime wakes for a timer ([`watch_runtime_lag`]) |
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -114,6 +115,26 @@ pub struct Metrics {
     store_size: Gauge,
     attendees_in_memory: Gauge,
     idempotency_keys: Gauge,
+    pub runtime_lag: Histogram,
+}
+
+/// How often [`watch_runtime_lag`] samples the runtime: a hundred wake-ups a second, nothing
+/// beside a service's request rate, and often enough to catch a lapse of 10 ms.
+pub const LAG_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Samples how late the runtime it runs on wakes for a timer, every [`LAG_TICK`], into
+/// `concierge_runtime_lag_seconds`: the time its threads were busy with other tasks or not
+/// running at all (the OS gave the CPU to others). Requests queued on the sockets wait that long,
+/// before any handler's clock starts, so the request histogram cannot see it (BENCHMARKS.md, SMS
+/// webhook step 58). Tokio's timer has 1 ms granularity: up to ~1 ms of every sample is the
+/// timer's rounding. Runs until the task is dropped.
+pub async fn watch_runtime_lag(metrics: std::sync::Arc<Metrics>) {
+    loop {
+        let asleep = tokio::time::Instant::now();
+        tokio::time::sleep(LAG_TICK).await;
+        let late = asleep.elapsed().saturating_sub(LAG_TICK);
+        metrics.runtime_lag.observe(late.as_secs_f64());
+    }
 }
 
 /// What the scrape reads from the service's state.
@@ -229,6 +250,12 @@ impl Metrics {
             "Processed-message keys remembered for redeliveries (their hashes are held in memory)",
             idempotency_keys.clone(),
         );
+        let runtime_lag = Histogram::new(crate::store::COMMIT_BUCKETS.iter().copied());
+        registry.register(
+            "runtime_lag_seconds",
+            "How late the request runtime wakes for a timer, sampled every 10 ms (its threads busy elsewhere or not running)",
+            runtime_lag.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -250,6 +277,7 @@ impl Metrics {
             store_size,
             attendees_in_memory,
             idempotency_keys,
+            runtime_lag,
         }
     }
 
@@ -347,4 +375,44 @@ async fn scrape(
         )],
         state.metrics.render(&snapshot),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum_and_count(metrics: &Metrics) -> (f64, f64) {
+        let text = metrics.render(&Snapshot::default());
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        (
+            value("concierge_runtime_lag_seconds_sum"),
+            value("concierge_runtime_lag_seconds_count"),
+        )
+    }
+
+    /// A thread held by a blocking call shows as lag: the watcher's next wake-up is late by
+    /// about as long.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_held_runtime_shows_as_lag() {
+        let metrics = std::sync::Arc::new(Metrics::new());
+        let watcher = tokio::spawn(watch_runtime_lag(metrics.clone()));
+        // Let the watcher start its first sleep, then hold the runtime's only thread.
+        tokio::task::yield_now().await;
+        std::thread::sleep(LAG_TICK * 4);
+        tokio::time::sleep(LAG_TICK * 3).await;
+        watcher.abort();
+        let (sum, count) = sum_and_count(&metrics);
+        assert!(count >= 2.0, "{count} samples");
+        // Held 40 ms from the start of a 10 ms sleep: at least 30 ms late (a margin for floats).
+        assert!(sum >= 0.029, "lag {sum} s in all");
+    }
 }

@@ -150,6 +150,18 @@ fn runs_go_back_to_back_against_one_service() {
         .filter(|l| l.contains("the service's metrics: /sms handler"))
         .count();
     assert_eq!(services, 3, "each run's, then the whole's: {stdout}");
+    // The service samples its runtime's lag a hundred times a second: each run has samples.
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("the service's metrics: /sms handler"))
+    {
+        let lag = line
+            .split_once("runtime lag ")
+            .unwrap_or_else(|| panic!("no runtime lag in {line}"))
+            .1;
+        let samples: u64 = lag.split(',').next().unwrap().trim().parse().unwrap();
+        assert!(samples > 0, "{line}");
+    }
     // Each run's own wait for a connection (an open loop), then the whole's.
     let waits = stdout
         .lines()

@@ -74,6 +74,7 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         "concierge_store_idempotency_keys",
         "concierge_store_log_sync_seconds_bucket",
         "concierge_store_batch_seconds_bucket",
+        "concierge_runtime_lag_seconds_bucket",
     ] {
         assert!(text.contains(&format!("\n{name}")), "no {name} in\n{text}");
     }

@@ -68,7 +68,7 @@ mod wal;
 mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
 use wal::{Logged, Op};
-pub use writer::CommitTimes;
+pub use writer::{COMMIT_BUCKETS, CommitTimes};
 
 /// Tree names.
 pub mod trees {
