@@ -1118,8 +1118,9 @@ fn print_measured(name: &str, measured: &crate::load::Measured, wait: bool, time
 }
 
 /// `load --runs N`: N measured runs against the same service, each reported as it ends (in an
-/// open loop with its wait for a connection, and with its timeline if asked), then how many had their p99 within [`crate::load::SLOW`]; returns them
-/// merged. One run is reported by the caller alone.
+/// open loop with its wait for a connection, and with its timeline if asked), then how many had
+/// their p99 within [`crate::load::SLOW`]; returns them merged. One run is reported by the
+/// caller alone.
 async fn drive_runs(
     args: &LoadArgs,
     target: &crate::load::Target,

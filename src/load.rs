@@ -736,8 +736,8 @@ pub struct Measured {
     pub client_used: Option<Duration>,
     /// What the machine's CPUs did meanwhile, all processes together (Linux only).
     pub machine: Option<MachineCpu>,
-    /// The service's own times (its `/sms` handler, its store writer's log syncs and batches) in
-    /// each second of the measured part (when its metrics could be read).
+    /// The service's own times (its `/sms` handler, its store writer's log syncs and batches, its
+    /// runtime's lag) in each second of the measured part (when its metrics could be read).
     pub service_times: Option<Vec<ServiceTimes>>,
 }
 
@@ -938,10 +938,11 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
 const HANDLER_METRIC: (&str, &str) = ("concierge_http_request_duration_seconds", ",route=\"/sms\"");
 const LOG_SYNC_METRIC: (&str, &str) = ("concierge_store_log_sync_seconds", "");
 const BATCH_METRIC: (&str, &str) = ("concierge_store_batch_seconds", "");
-const LAG_METRIC: (&str, &str) = ("concierge_runtime_lag_seconds", "");
+pub(crate) const LAG_METRIC: (&str, &str) = ("concierge_runtime_lag_seconds", "");
 
 /// What the service's metrics say of a stretch of a run: how long its `/sms` handler took
-/// (from the request read to the response head), and its store writer's log syncs and batches.
+/// (from the request read to the response head), its store writer's log syncs and batches, and
+/// how late its request runtime woke for a timer.
 /// A second whose requests were slow at the load generator but not in the handler lost its time
 /// before the handler (the request thread busy or not running); one with a slow log sync lost it
 /// to the disk; one with a slow batch and no slow sync, to the writer's other steps.

@@ -393,7 +393,7 @@ mod tests {
         tokio::time::sleep(LAG_TICK * 3).await;
         watcher.abort();
         let scrape = metrics.render(&Snapshot::default());
-        let lag = crate::load::Latencies::parse(&scrape, ("concierge_runtime_lag_seconds", ""))
+        let lag = crate::load::Latencies::parse(&scrape, crate::load::LAG_METRIC)
             .unwrap_or_else(|| panic!("no runtime lag in\n{scrape}"));
         assert!(lag.count() >= 2, "{lag:?}");
         // Held 40 ms from the start of a 10 ms sleep: at least 30 ms late, in the 25-50 ms bucket.

@@ -145,16 +145,13 @@ fn runs_go_back_to_back_against_one_service() {
         assert!(line.ends_with("ok 300  errors 0"), "{line}");
     }
     // Each run's own service times (the service started has a metrics listener) and timeline.
-    let services = stdout
+    let services: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("the service's metrics: /sms handler"))
-        .count();
-    assert_eq!(services, 3, "each run's, then the whole's: {stdout}");
+        .collect();
+    assert_eq!(services.len(), 3, "each run's, then the whole's: {stdout}");
     // The service samples its runtime's lag a hundred times a second: each run has samples.
-    for line in stdout
-        .lines()
-        .filter(|l| l.contains("the service's metrics: /sms handler"))
-    {
+    for line in services {
         let lag = line
             .split_once("runtime lag ")
             .unwrap_or_else(|| panic!("no runtime lag in {line}"))
