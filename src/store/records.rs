@@ -34,16 +34,16 @@
 //!   its entries span that long (or all are expired), and a sealed segment is retired once its
 //!   newest entry is expired.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, RwLock};
 
 use jiff::Timestamp;
 
 use super::journal::{Journal, Loc, inserts};
 use super::logmap::LogMap;
-use super::maps::{Hasher, hash, lock, read, shard_of, shards, write};
+use super::maps::{Growing, Shard, hash, lock, read, shard_of, shards, write};
 use super::wal::{Logged, Op};
 
 /// The prefix of the attendee keys kept here: SMS attendees (`Phone::attendee_key`). Their
@@ -60,6 +60,13 @@ pub(super) fn holds_attendee(key: &[u8]) -> bool {
 /// gone from disk at most this long after they expire.
 pub(super) const INTENT_LOG_SEGMENT_SPAN: jiff::SignedDuration =
     jiff::SignedDuration::from_hours(24);
+
+/// How long the background sync spends on the idempotency index's next tables a tick
+/// ([`Records::prepare_growth`]): ~6 % of a CPU at most, so that a wave of shards about to grow
+/// does not take a CPU from the request thread (whole at once, a wave's tables took 25-40 % of
+/// one for seconds). At 20,000 messages a second a wave of 28,672-entry shards is ready in
+/// ~6 s, within the ~11 s before its first shard grows.
+const PREPARING_BUDGET: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// Whether this write goes to a journal (else to sled).
 pub(super) fn journaled(tree: Logged, key: &[u8]) -> bool {
@@ -154,8 +161,6 @@ impl Span {
     }
 }
 
-type Shard<K, V> = RwLock<HashMap<K, V, Hasher>>;
-
 /// Both journals and their indexes: see the module doc.
 #[derive(Debug)]
 pub(super) struct Records {
@@ -169,7 +174,7 @@ pub(super) struct Records {
     /// Attendee key → its journaled transcript records, oldest first.
     turns: Vec<Shard<sled::IVec, Vec<Turn>>>,
     /// Hash of an idempotency key → the records with that hash.
-    slots: Vec<Shard<u64, Slots>>,
+    slots: Growing<u64, Slots>,
     /// Live idempotency records per segment of `processed/`.
     live: Mutex<BTreeMap<u32, usize>>,
     intent_log: Journal,
@@ -185,7 +190,7 @@ impl Records {
     /// Opens (creating if needed) the journals in `dir` and indexes what they hold.
     pub(super) fn open(dir: &Path) -> std::io::Result<Records> {
         let turns = shards();
-        let slots = shards();
+        let slots = Growing::new();
         let live = Mutex::new(BTreeMap::new());
         // Journals hold inserts only (see `append`).
         let transcripts = Journal::open(&dir.join("transcripts"), |segment, record| {
@@ -392,10 +397,16 @@ impl Records {
         results.into_iter().collect()
     }
 
+    /// Prepares the bigger tables of the idempotency index's shards about to grow, a piece at a
+    /// time (the store's background sync calls it every 50 ms): see [`Growing`].
+    pub(super) fn prepare_growth(&self) {
+        self.slots.prepare(PREPARING_BUDGET);
+    }
+
     /// The idempotency record of `key`, if one is live.
     pub(super) fn processed(&self, key: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
         let hash = hash(key);
-        let candidates = read(&self.slots[shard_of(hash)])
+        let candidates = read(self.slots.shard(hash).0)
             .get(&hash)
             .cloned()
             .unwrap_or_default();
@@ -418,13 +429,19 @@ impl Records {
     /// without a live record. Returns how many records it forgot.
     pub(super) fn expire_processed(&self, before: Timestamp) -> std::io::Result<usize> {
         let before = before.as_microsecond();
-        let mut forgotten = Vec::new();
-        for shard in &self.slots {
+        let mut forgotten = 0;
+        for shard in self.slots.shards() {
+            // `live` one shard at a time: it keeps the writer from growing the shard meanwhile
+            // (`index_slot`), and the writer waits for one shard's scan at most.
+            let mut live = lock(&self.live);
             write(shard).retain(|_, slots| {
                 slots.retain(|slot| {
                     let keep = slot.at >= before;
                     if !keep {
-                        forgotten.push(slot.loc.segment);
+                        forgotten += 1;
+                        if let Some(n) = live.get_mut(&slot.loc.segment) {
+                            *n = n.saturating_sub(1);
+                        }
                     }
                     keep
                 });
@@ -432,11 +449,6 @@ impl Records {
             });
         }
         let mut live = lock(&self.live);
-        for segment in &forgotten {
-            if let Some(n) = live.get_mut(segment) {
-                *n = n.saturating_sub(1);
-            }
-        }
         while let Some(oldest) = self.processed.oldest_sealed() {
             if live.get(&oldest).is_some_and(|&n| n > 0) {
                 break;
@@ -447,7 +459,7 @@ impl Records {
         // The writer takes `live` for every idempotency record: delete without it.
         drop(live);
         self.processed.delete_retired()?;
-        Ok(forgotten.len())
+        Ok(forgotten)
     }
 
     /// The journaled transcript records of an attendee, by id (the order they were made in;
@@ -512,9 +524,10 @@ fn index_turn(turns: &[Shard<sled::IVec, Vec<Turn>>], key: &[u8], value: &[u8], 
 }
 
 /// Indexes one idempotency record. The writer stores a key only when it has none, so a key has
-/// one record; records of other keys with the same hash are kept beside it.
+/// one record; records of other keys with the same hash are kept beside it. `live` is the
+/// records' `live`, locked: holding it keeps expiry from changing the shard while it grows.
 fn index_slot(
-    slots: &[Shard<u64, Slots>],
+    slots: &Growing<u64, Slots>,
     live: &mut BTreeMap<u32, usize>,
     key: &[u8],
     value: &[u8],
@@ -525,10 +538,9 @@ fn index_slot(
         return;
     };
     let hash = hash(key);
-    write(&slots[shard_of(hash)])
-        .entry(hash)
-        .or_default()
-        .push(Slot { loc, at });
+    let (shard, index) = slots.shard(hash);
+    slots.make_room(index);
+    write(shard).entry(hash).or_default().push(Slot { loc, at });
     *live.entry(loc.segment).or_default() += 1;
 }
 
@@ -598,12 +610,12 @@ mod tests {
         // Plant SM2's record under SM1's hash too, as a colliding key would put it: SM1's slots
         // then hold two records and spill from inline storage to the heap.
         let (one, two) = (hash(b"SM1"), hash(b"SM2"));
-        let planted = read(&records.slots[shard_of(two)])[&two][0];
-        write(&records.slots[shard_of(one)])
+        let planted = read(records.slots.shard(two).0)[&two][0];
+        write(records.slots.shard(one).0)
             .get_mut(&one)
             .unwrap()
             .insert(0, planted);
-        assert!(read(&records.slots[shard_of(one)])[&one].spilled());
+        assert!(read(records.slots.shard(one).0)[&one].spilled());
 
         let text = |key: &[u8]| {
             let value = records.processed(key).unwrap().unwrap();

@@ -333,6 +333,7 @@ impl Writer {
                     let extended = space.extend_ahead(since, CHECKPOINT_BYTES).map(|len| {
                         since = len;
                     });
+                    records.prepare_growth();
                     match extended
                         .and(records.write_back())
                         .and(records.delete_retired())
