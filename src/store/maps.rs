@@ -231,7 +231,11 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 8);
-        assert!(thresholds.iter().all(|t| (1792 * 9 / 16..=1792).contains(t)));
+        assert!(
+            thresholds
+                .iter()
+                .all(|t| (1792 * 9 / 16..=1792).contains(t))
+        );
         assert_eq!(thresholds[3], thresholds[3 + 8]);
     }
 
