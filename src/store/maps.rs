@@ -81,7 +81,7 @@ where
     pub(super) fn new() -> Growing<K, V> {
         Growing {
             shards: shards(),
-            spares: (0..SHARDS).map(|_| Mutex::new(None)).collect(),
+            spares: shards(),
         }
     }
 
@@ -108,17 +108,12 @@ where
                 return;
             }
             let wanted = grown(capacity);
-            let mut spare = lock(&self.spares[index]);
-            let mut bigger = match spare.take() {
-                Some(ready) if ready.ready && ready.table.capacity() >= wanted => ready.table,
-                // Not ready: left for the background thread to finish.
-                unready @ Some(Spare { ready: false, .. }) => {
-                    *spare = unready;
-                    HashMap::with_capacity_and_hasher(wanted, Hasher::default())
-                }
+            // A spare not ready yet is for this growth too: of no use after it.
+            let spare = lock(&self.spares[index]).take();
+            let mut bigger = match spare {
+                Some(spare) if spare.ready && spare.table.capacity() >= wanted => spare.table,
                 _ => HashMap::with_capacity_and_hasher(wanted, Hasher::default()),
             };
-            drop(spare);
             bigger.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
             bigger
         };
@@ -128,8 +123,7 @@ where
     }
 
     /// Makes ready, a piece at a time until `budget` is spent, the next tables of the shards
-    /// that will grow soon (within a 32nd of their capacity: a spare is memory held until its
-    /// shard grows, up to a wave of shards' worth). For a background thread, which
+    /// that will grow soon ([`grows_soon`]). For a background thread, which
     /// calls it again and again: a piece is small, so that the page faults of a wave of shards
     /// about to grow are spread thin instead of taking a CPU. Returns how many tables it made
     /// ready.
@@ -141,7 +135,7 @@ where
                 let map = read(shard);
                 (map.len(), map.capacity())
             };
-            if capacity < PREPARED_FROM || len + capacity / 32 < grows_at(capacity, index) {
+            if !grows_soon(len, capacity, index) {
                 continue;
             }
             let wanted = grown(capacity);
@@ -179,6 +173,14 @@ where
 /// its capacity to all of it, by the shard's index modulo 8.
 fn grows_at(capacity: usize, index: usize) -> usize {
     capacity - capacity * (index % 8) / 16
+}
+
+/// Whether shard `index`, `len` entries in a table of `capacity`, will grow soon enough, and
+/// into a big enough table, for [`Growing::prepare`] to make its next table ready: within a
+/// 32nd of its capacity (a spare is memory held until its shard grows, up to a wave of shards'
+/// worth).
+fn grows_soon(len: usize, capacity: usize, index: usize) -> bool {
+    capacity >= PREPARED_FROM && len + capacity / 32 >= grows_at(capacity, index)
 }
 
 /// The capacity a shard of `capacity` grows to.
@@ -247,8 +249,7 @@ mod tests {
         // Fill the shard until it is close to growing, with a table big enough to be prepared.
         while {
             let map = read(&map.shards[index]);
-            map.capacity() < PREPARED_FROM
-                || map.len() + map.capacity() / 32 < grows_at(map.capacity(), index)
+            !grows_soon(map.len(), map.capacity(), index)
         } {
             insert(&map, in_shard(index, k));
             k += 1;
