@@ -1109,6 +1109,9 @@ fn print_measured(name: &str, measured: &crate::load::Measured, wait: bool, time
         println!("{}", measured.report.describe_wait());
     }
     println!("{}", measured.describe_cpu());
+    if let Some(disks) = measured.describe_disks() {
+        println!("{disks}");
+    }
     if let Some(times) = measured.describe_service_times() {
         println!("{times}");
     }

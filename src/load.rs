@@ -736,6 +736,8 @@ pub struct Measured {
     pub client_used: Option<Duration>,
     /// What the machine's CPUs did meanwhile, all processes together (Linux only).
     pub machine: Option<MachineCpu>,
+    /// What the machine's disks wrote meanwhile, all processes together (Linux only).
+    pub disks: Option<MachineDisks>,
     /// The service's own times (its `/sms` handler, its store writer's log syncs and batches, its
     /// runtime's lag) in each second of the measured part (when its metrics could be read).
     pub service_times: Option<Vec<ServiceTimes>>,
@@ -762,6 +764,10 @@ impl Measured {
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
         self.machine = match (self.machine.take(), other.machine) {
+            (Some(a), Some(b)) => Some(a.plus(&b)),
+            _ => None,
+        };
+        self.disks = match (self.disks.take(), other.disks) {
             (Some(a), Some(b)) => Some(a.plus(&b)),
             _ => None,
         };
@@ -818,6 +824,14 @@ impl Measured {
             Some(machine) => format!("{per_request}; {}", machine.describe()),
             None => per_request,
         }
+    }
+
+    /// What the machine's disks wrote during the measured part, as a line of the report.
+    pub fn describe_disks(&self) -> Option<String> {
+        Some(format!(
+            "           {}",
+            self.disks.as_ref()?.describe(self.report.ok)
+        ))
     }
 }
 
@@ -892,13 +906,92 @@ impl MachineCpu {
     }
 }
 
+/// What the machine's disks were asked to do, summed over its disks (not partitions, and not
+/// virtual devices such as loop, zram or device-mapper ones, whose writes land on a disk too),
+/// from `/proc/diskstats`. Concierge syncs every acknowledged message, so each one costs bytes on
+/// the device; on this project's VM the disk's rare long stalls come about in proportion to the
+/// bytes written (BENCHMARKS.md, SMS webhook step 62), so bytes a request is a cost like CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MachineDisks {
+    pub bytes_written: u64,
+    pub writes: u64,
+    pub flushes: u64,
+}
+
+impl MachineDisks {
+    /// The counters so far (`None` where `/proc/diskstats` is missing or unreadable).
+    pub fn now() -> Option<MachineDisks> {
+        let stats = std::fs::read_to_string("/proc/diskstats").ok()?;
+        Some(MachineDisks::parse(&stats, |name| {
+            Path::new("/sys/block").join(name).join("device").exists()
+        }))
+    }
+
+    /// Sums the lines of `/proc/diskstats` whose device `is_disk` says is a disk.
+    pub fn parse(stats: &str, is_disk: impl Fn(&str) -> bool) -> MachineDisks {
+        let mut sum = MachineDisks::default();
+        for line in stats.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some(name) = fields.get(2) else { continue };
+            if !is_disk(name) {
+                continue;
+            }
+            let field = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            // After major, minor and name: writes are the 5th field, sectors written (of 512
+            // bytes whatever the device's) the 7th, flushes the 15th (kernels from 5.5).
+            sum.writes += field(7);
+            sum.bytes_written += field(9) * 512;
+            sum.flushes += field(18);
+        }
+        sum
+    }
+
+    /// What the counters moved by since `before` (`None` if any went backwards).
+    pub fn since(&self, before: &MachineDisks) -> Option<MachineDisks> {
+        Some(MachineDisks {
+            bytes_written: self.bytes_written.checked_sub(before.bytes_written)?,
+            writes: self.writes.checked_sub(before.writes)?,
+            flushes: self.flushes.checked_sub(before.flushes)?,
+        })
+    }
+
+    fn plus(&self, other: &MachineDisks) -> MachineDisks {
+        MachineDisks {
+            bytes_written: self.bytes_written + other.bytes_written,
+            writes: self.writes + other.writes,
+            flushes: self.flushes + other.flushes,
+        }
+    }
+
+    /// e.g. `the machine's disks: written 333.2 MB, 2083 bytes a request; 29827 writes, 12734 flushes`.
+    pub fn describe(&self, requests: u64) -> String {
+        format!(
+            "the machine's disks: written {:.1} MB, {:.0} bytes a request; {} writes, {} flushes",
+            self.bytes_written as f64 / 1e6,
+            self.bytes_written as f64 / requests.max(1) as f64,
+            self.writes,
+            self.flushes
+        )
+    }
+}
+
 /// [`drive`], and the CPU the service (`pid`) and this process used during its measured part, and
 /// the service's own times second by second (read from its metrics, when the target has them).
 pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> Result<Measured> {
     let warmup = plan.warmup;
     let before = tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
-        (pid.and_then(cpu_time), cpu_time(0), MachineCpu::now())
+        (
+            pid.and_then(cpu_time),
+            cpu_time(0),
+            MachineCpu::now(),
+            MachineDisks::now(),
+        )
     });
     let service_times = target.metrics.clone().map(|url| {
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
@@ -915,7 +1008,12 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         })
     });
     let report = drive(target, plan).await?;
-    let after = (pid.and_then(cpu_time), cpu_time(0), MachineCpu::now());
+    let after = (
+        pid.and_then(cpu_time),
+        cpu_time(0),
+        MachineCpu::now(),
+        MachineDisks::now(),
+    );
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
     let service_times = match service_times {
@@ -928,6 +1026,10 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         machine: after
             .2
             .zip(before.2)
+            .and_then(|(after, before)| after.since(&before)),
+        disks: after
+            .3
+            .zip(before.3)
             .and_then(|(after, before)| after.since(&before)),
         service_times,
         report,
@@ -1355,6 +1457,53 @@ mod tests {
             describe_runs(&[2.31, 14.02, 10.0]),
             "runs with p99 within 10 ms: 2 of 3 (p99 2.31, 14.02, 10.00 ms)"
         );
+    }
+
+    #[test]
+    fn the_machines_disk_writes_come_from_proc_diskstats_disks_only() {
+        // A VM's /proc/diskstats (kernel 6.18: 20 fields), twice, 8 s apart: its disk, a
+        // partition of it, and a zram device.
+        let stats = |writes: u64, sectors: u64, flushes: u64| {
+            format!(
+                " 254       0 vda 4548 3023 1666778 7874 {writes} 22973 {sectors} 14450 0 5988 24192 4409 5 185808 362 {flushes} 1504\n \
+                 254       1 vda1 100 0 800 7 {writes} 0 {sectors} 1 0 2 3 0 0 0 0 0 0\n \
+                 253       0 zram0 0 0 0 0 9 0 72 0 0 0 0 0 0 0 0 0 0\n"
+            )
+        };
+        let is_disk = |name: &str| name == "vda";
+        let before = MachineDisks::parse(&stats(56_896, 3_157_104, 23_306), is_disk);
+        assert_eq!(
+            before,
+            MachineDisks {
+                bytes_written: 3_157_104 * 512,
+                writes: 56_896,
+                flushes: 23_306
+            }
+        );
+        let after = MachineDisks::parse(&stats(86_723, 3_807_976, 36_040), is_disk);
+        let run = after.since(&before).unwrap();
+        assert_eq!(
+            run,
+            MachineDisks {
+                bytes_written: 650_872 * 512,
+                writes: 29_827,
+                flushes: 12_734
+            }
+        );
+        assert_eq!(
+            run.describe(160_000),
+            "the machine's disks: written 333.2 MB, 2083 bytes a request; 29827 writes, 12734 flushes"
+        );
+        assert_eq!(before.since(&after), None, "counters never go back");
+        // An old kernel's line without flushes, and garbage, count what they have.
+        let old = MachineDisks::parse(" 8 0 sda 1 2 3 4 5 6 7 8 9 10 11\nsda\n\n", |_| true);
+        assert_eq!(
+            (old.writes, old.bytes_written, old.flushes),
+            (5, 7 * 512, 0)
+        );
+        if cfg!(target_os = "linux") {
+            assert!(MachineDisks::now().is_some(), "/proc/diskstats is readable");
+        }
     }
 
     #[test]

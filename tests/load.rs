@@ -55,6 +55,14 @@ fn sixteen_connections_are_all_answered() {
         .filter(|l| l.contains("CPU per request: service ") && l.contains("load generator"))
         .count();
     assert_eq!(cpu_lines, 2, "{stdout}");
+    // And, on Linux, what the machine's disks wrote, a request's share of it.
+    if cfg!(target_os = "linux") {
+        let disk_lines = stdout
+            .lines()
+            .filter(|l| l.contains("the machine's disks: written ") && l.contains(" a request; "))
+            .count();
+        assert_eq!(disk_lines, 2, "{stdout}");
+    }
     // Flushes both ways the write-ahead log meets them.
     let flush = line("disk flush");
     assert!(
