@@ -19,22 +19,12 @@
 //!
 //! | bytes | |
 //! |---|---|
-//! | 4 | stored length; its top bit set: the payload is stored compressed |
-//! | 4 | CRC-32 of the stored bytes |
-//! | n | stored bytes: the payload, or its length (4) and then the payload as an LZ4 block |
+//! | 4 | payload length |
+//! | 4 | CRC-32 of the payload |
+//! | n | payload: the batch's sequence number (8), then its writes |
 //!
-//! The payload is the batch's sequence number (8), then its writes. A write is: tree (1, see
-//! [`Logged`]), kind (1: 1 insert, 0 remove), key length (4), key, and for an insert value
-//! length (4) and value. The journals ([`super::journal`]) write the same records, never
-//! compressed: they are read a write at a time.
-//!
-//! Why compressed: every message's writes go through the disk twice, here and in the journals,
-//! and on this project's VM the disk's rare long stalls come about in proportion to the bytes
-//! written (BENCHMARKS.md, SMS webhook step 62). A batch's writes repeat themselves (the same
-//! replies, keys, field layouts), so LZ4 stores a batch of a dozen messages in about a third of
-//! its bytes, at a few microseconds of the writer's time. A payload under [`COMPRESS_FROM`]
-//! bytes, or one that would not shrink, is stored as it is. (Logs written before compression
-//! read the same: their lengths never have the top bit.)
+//! A write is: tree (1, see [`Logged`]), kind (1: 1 insert, 0 remove), key length (4), key, and
+//! for an insert value length (4) and value.
 //!
 //! Invariants:
 //! - A record is whole and its checksum matches, or it and everything after it is ignored: only
@@ -153,12 +143,6 @@ pub(super) struct Batch {
 
 pub(super) const HEADER: usize = 8;
 
-/// The top bit of a record's stored length: its payload is stored compressed.
-const COMPRESSED: u32 = 1 << 31;
-
-/// Payloads shorter than this are stored as they are: LZ4 saves little on a few hundred bytes.
-const COMPRESS_FROM: usize = 256;
-
 /// The log file, opened for appending.
 #[derive(Debug)]
 pub(super) struct Wal {
@@ -167,9 +151,8 @@ pub(super) struct Wal {
     len: u64,
     /// `space.allocated` when last read: it only grows, but by the writer itself.
     allocated: u64,
-    /// Reused for encoding and compressing, so an append allocates nothing once warm.
+    /// Reused for encoding, so an append allocates nothing once warm.
     buf: Vec<u8>,
-    packed: Vec<u8>,
     /// A log of a temporary store goes with it.
     remove_on_drop: bool,
 }
@@ -199,7 +182,6 @@ impl Wal {
                 len: whole as u64,
                 allocated,
                 buf: Vec::new(),
-                packed: Vec::new(),
                 remove_on_drop: false,
             },
             batches,
@@ -228,20 +210,15 @@ impl Wal {
     pub(super) fn append(&mut self, seq: u64, ops: &[Op]) -> std::io::Result<()> {
         self.buf.clear();
         encode(seq, ops, &mut self.buf);
-        let record = if compress(&self.buf, &mut self.packed) {
-            &self.packed
-        } else {
-            &self.buf
-        };
         let space = &*self.space;
-        let end = self.len + record.len() as u64;
+        let end = self.len + self.buf.len() as u64;
         let written = if end <= self.allocated {
-            write_all_at(&space.file, record, self.len)
+            write_all_at(&space.file, &self.buf, self.len)
         } else {
             // Past the zeros written ahead: grow the file, holding the lock so no zeros are
             // written over the record.
             let mut allocated = space.lock();
-            let written = write_all_at(&space.file, record, self.len);
+            let written = write_all_at(&space.file, &self.buf, self.len);
             *allocated = (*allocated).max(end);
             self.allocated = *allocated;
             written
@@ -372,38 +349,6 @@ pub(super) fn encode(seq: u64, ops: &[Op], out: &mut Vec<u8>) -> Vec<std::ops::R
     spans
 }
 
-/// Writes `record` (one record as [`encode`] makes it) with its payload compressed into `out`,
-/// if the payload is long enough to be worth it and shrinks; false (and `out` of no use) if not.
-fn compress(record: &[u8], out: &mut Vec<u8>) -> bool {
-    let payload = &record[HEADER..];
-    let Ok(len) = u32::try_from(payload.len()) else {
-        return false;
-    };
-    if payload.len() < COMPRESS_FROM {
-        return false;
-    }
-    out.clear();
-    out.resize(
-        HEADER + 4 + lz4_flex::block::get_maximum_output_size(payload.len()),
-        0,
-    );
-    let Ok(packed) = lz4_flex::block::compress_into(payload, &mut out[HEADER + 4..]) else {
-        return false;
-    };
-    let stored = 4 + packed;
-    if stored >= payload.len() {
-        return false;
-    }
-    out.truncate(HEADER + stored);
-    out[HEADER..HEADER + 4].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32fast::hash(&out[HEADER..]);
-    // `stored` is below the payload's length, which fit in a u32 and (see `frame`) its top bit is
-    // the flag.
-    out[..4].copy_from_slice(&(stored as u32 | COMPRESSED).to_le_bytes());
-    out[4..8].copy_from_slice(&crc.to_le_bytes());
-    true
-}
-
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(bytes);
@@ -428,76 +373,34 @@ pub(super) struct Record<'a> {
     pub writes: Vec<Written<'a>>,
 }
 
-/// A record's stored bytes, whole and with a matching checksum.
-struct Frame<'a> {
-    compressed: bool,
-    stored: &'a [u8],
-}
-
-/// The record at `at` in `bytes`, if it is whole and its checksum matches.
-fn frame(bytes: &[u8], at: usize) -> Option<Frame<'_>> {
-    let header = bytes.get(at..at.checked_add(HEADER)?)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let start = at + HEADER;
-    let stored = bytes.get(start..start.checked_add((len & !COMPRESSED) as usize)?)?;
-    (crc32fast::hash(stored) == crc).then_some(Frame {
-        compressed: len & COMPRESSED != 0,
-        stored,
-    })
-}
-
-/// A compressed record's payload; `None` if it does not decompress to the length it gives.
-fn decompress(stored: &[u8]) -> Option<Vec<u8>> {
-    let (len, block) = stored.split_first_chunk::<4>()?;
-    let len = u32::from_le_bytes(*len) as usize;
-    // LZ4 expands at most 255 times: a larger length is damage, and is not allocated.
-    if len > block.len().saturating_mul(255) {
-        return None;
-    }
-    lz4_flex::block::decompress(block, len)
-        .ok()
-        .filter(|payload| payload.len() == len)
-}
-
-/// The whole records at the start of `bytes`, and how many bytes they take. For the journals,
-/// whose records are never compressed: a compressed one ends them.
+/// The whole records at the start of `bytes`, and how many bytes they take.
 pub(super) fn records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
-    while let Some(frame) = frame(bytes, at) {
-        if frame.compressed {
+    while let Some(header) = bytes.get(at..at + HEADER) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
             break;
         }
-        let Some(record) = decode_record(frame.stored, at + HEADER) else {
+        let Some(record) = decode_record(payload, at + HEADER) else {
             break;
         };
         records.push(record);
-        at += HEADER + frame.stored.len();
+        at += HEADER + len;
     }
     (records, at)
 }
 
-/// The whole batches at the start of `bytes` (a log: compressed records or not), and how many
-/// bytes they take.
+/// The whole batches at the start of `bytes`, and how many bytes they take.
 fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
-    let mut batches = Vec::new();
-    let mut at = 0;
-    while let Some(frame) = frame(bytes, at) {
-        let unpacked;
-        let payload = if frame.compressed {
-            let Some(payload) = decompress(frame.stored) else {
-                break;
-            };
-            unpacked = payload;
-            &unpacked[..]
-        } else {
-            frame.stored
-        };
-        let Some(record) = decode_record(payload, 0) else {
-            break;
-        };
-        batches.push(Batch {
+    let (records, whole) = records(bytes);
+    let batches = records
+        .into_iter()
+        .map(|record| Batch {
             seq: record.seq,
             ops: record
                 .writes
@@ -508,10 +411,9 @@ fn decode(bytes: &[u8]) -> (Vec<Batch>, usize) {
                     value: w.value.map(<[u8]>::to_vec),
                 })
                 .collect(),
-        });
-        at += HEADER + frame.stored.len();
-    }
-    (batches, at)
+        })
+        .collect();
+    (batches, whole)
 }
 
 /// One record's payload, which starts at `offset` in the bytes read.
@@ -648,7 +550,7 @@ mod tests {
         let big = vec![Op::insert(
             Logged::Transcript,
             b"k".to_vec(),
-            noise(7, 200_000),
+            vec![7; 200_000],
         )];
         wal.append(3, &big).unwrap();
         let size = std::fs::metadata(&path).unwrap().len();
@@ -695,7 +597,7 @@ mod tests {
             vec![Op::insert(
                 Logged::Transcript,
                 seq.to_le_bytes().to_vec(),
-                noise(seq, size as usize),
+                vec![seq as u8; size as usize],
             )]
         };
         for seq in 1..=2_000 {
@@ -710,120 +612,6 @@ mod tests {
             assert_eq!(b.seq, i as u64 + 1);
             assert_eq!(b.ops, batch(b.seq));
         }
-    }
-
-    /// `n` bytes LZ4 cannot shrink (xorshift), so a record takes the room its size says.
-    fn noise(seed: u64, n: usize) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
-    /// A batch like a dozen messages' writes: replies and field layouts repeat.
-    fn messages(seq: u64, n: usize) -> Vec<Op> {
-        (0..n)
-            .map(|i| {
-                Op::insert(
-                    Logged::Transcript,
-                    format!("+1555{seq:04}{i:03}").into_bytes(),
-                    format!(
-                        "SM{seq:016x}{i:016x} what's next? The next sessions: 10:00 Keynote \
-                         (Main hall), 10:30 Video pipelines (Room B)"
-                    )
-                    .into_bytes(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn long_batches_are_stored_compressed_short_ones_as_they_are_and_both_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal");
-        let (mut wal, _) = Wal::open(&path).unwrap();
-        let mut plain = Vec::new();
-        encode(1, &messages(1, 12), &mut plain);
-        wal.append(1, &messages(1, 12)).unwrap();
-        let first = wal.len();
-        assert!(
-            first * 2 < plain.len() as u64,
-            "{first} bytes stored for a payload of {}",
-            plain.len()
-        );
-        let bytes = std::fs::read(&path).unwrap();
-        assert_ne!(
-            u32::from_le_bytes(bytes[..4].try_into().unwrap()) & COMPRESSED,
-            0
-        );
-        // A short batch is stored as encoded.
-        wal.append(2, &ops(2)).unwrap();
-        let mut short = Vec::new();
-        encode(2, &ops(2), &mut short);
-        assert_eq!(wal.len() - first, short.len() as u64);
-        // A log written before compression (plain records only) reads the same, and appends
-        // after it mix.
-        wal.append(3, &messages(3, 1)).unwrap();
-        drop(wal);
-        let mut bytes = std::fs::read(&path).unwrap();
-        encode(4, &messages(4, 12), &mut bytes);
-        std::fs::write(&path, &bytes).unwrap();
-        let (mut wal, batches) = Wal::open(&path).unwrap();
-        wal.append(5, &messages(5, 30)).unwrap();
-        drop(wal);
-        let (_, batches_after) = Wal::open(&path).unwrap();
-        assert_eq!(batches.len(), 4);
-        let expected: Vec<Batch> = [
-            (1, messages(1, 12)),
-            (2, ops(2)),
-            (3, messages(3, 1)),
-            (4, messages(4, 12)),
-            (5, messages(5, 30)),
-        ]
-        .into_iter()
-        .map(|(seq, ops)| Batch { seq, ops })
-        .collect();
-        assert_eq!(batches_after, expected);
-    }
-
-    #[test]
-    fn a_damaged_compressed_record_ends_the_log_and_journals_never_read_one() {
-        let mut bytes = Vec::new();
-        let (mut first, mut second) = (Vec::new(), Vec::new());
-        encode(1, &messages(1, 12), &mut first);
-        encode(2, &messages(2, 12), &mut second);
-        assert!(compress(&first, &mut bytes));
-        let whole = bytes.len();
-        let mut packed = Vec::new();
-        assert!(compress(&second, &mut packed));
-        bytes.extend_from_slice(&packed);
-        assert_eq!(decode(&bytes).0.len(), 2);
-        // The journals' reader takes no compressed record.
-        assert_eq!(wal_records_len(&bytes), 0);
-        // Damage in the block, or a length it does not decompress to, with the checksum made to
-        // match: the second record and what follows are not read, and nothing panics.
-        for (at, bad) in [
-            (whole + HEADER + 4 + 10, 0xffu8),
-            (whole + HEADER + 1, 0x7f),
-        ] {
-            let mut damaged = bytes.clone();
-            damaged[at] ^= bad;
-            let crc = crc32fast::hash(&damaged[whole + HEADER..]);
-            damaged[whole + 4..whole + 8].copy_from_slice(&crc.to_le_bytes());
-            let (batches, read) = decode(&damaged);
-            assert_eq!((batches.len(), read), (1, whole), "byte {at}");
-        }
-        // A length claiming more than LZ4 can expand to is refused without allocating it.
-        assert_eq!(decompress(&[0xff, 0xff, 0xff, 0x7f, 0, 0]), None);
-    }
-
-    fn wal_records_len(bytes: &[u8]) -> usize {
-        records(bytes).1
     }
 
     #[test]
