@@ -908,9 +908,10 @@ impl MachineCpu {
 
 /// What the machine's disks were asked to do, summed over its disks (not partitions, and not
 /// virtual devices such as loop, zram or device-mapper ones, whose writes land on a disk too),
-/// from `/proc/diskstats`. Concierge syncs every acknowledged message, so each one costs bytes on
-/// the device; on this project's VM the disk's rare long stalls come about in proportion to the
-/// bytes written (BENCHMARKS.md, SMS webhook step 62), so bytes a request is a cost like CPU.
+/// from `/proc/diskstats`. Concierge syncs every acknowledged message, so each one costs bytes and
+/// a flush on the device: what a request costs the disk, beside what it costs the CPUs, and a run
+/// whose disks wrote far more than usual (another process, a burst) is told apart
+/// (BENCHMARKS.md, SMS webhook step 62).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct MachineDisks {
     pub bytes_written: u64,

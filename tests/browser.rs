@@ -490,7 +490,11 @@ async fn an_expert_takes_a_web_conversation_from_the_console() {
         })
         .await;
         click(&e, "input[name=status][value=available]").await;
-        let offer = wait_texts(&e, "#offers .offer .question", |t| t.len() == 1).await;
+        // The offer's element can be on the page a moment before its text.
+        let offer = wait_texts(&e, "#offers .offer .question", |t| {
+            t.len() == 1 && !t[0].is_empty()
+        })
+        .await;
         assert_eq!(offer[0], question);
         let countdown = wait_texts(&e, "#offers .countdown", |t| {
             t.first().is_some_and(|c| c.ends_with("s left to accept"))
