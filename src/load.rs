@@ -763,14 +763,8 @@ impl Measured {
         let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
         self.service_used = add(self.service_used, other.service_used);
         self.client_used = add(self.client_used, other.client_used);
-        self.machine = match (self.machine.take(), other.machine) {
-            (Some(a), Some(b)) => Some(a.plus(&b)),
-            _ => None,
-        };
-        self.disks = match (self.disks.take(), other.disks) {
-            (Some(a), Some(b)) => Some(a.plus(&b)),
-            _ => None,
-        };
+        self.machine = self.machine.zip(other.machine).map(|(a, b)| a.plus(&b));
+        self.disks = self.disks.zip(other.disks).map(|(a, b)| a.plus(&b));
         self.service_times = match (self.service_times.take(), other.service_times) {
             (Some(mut a), Some(b)) => {
                 a.extend(b);
@@ -987,12 +981,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
     let warmup = plan.warmup;
     let before = tokio::spawn(async move {
         tokio::time::sleep(warmup).await;
-        (
-            pid.and_then(cpu_time),
-            cpu_time(0),
-            MachineCpu::now(),
-            MachineDisks::now(),
-        )
+        Counters::now(pid)
     });
     let service_times = target.metrics.clone().map(|url| {
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
@@ -1009,12 +998,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         })
     });
     let report = drive(target, plan).await?;
-    let after = (
-        pid.and_then(cpu_time),
-        cpu_time(0),
-        MachineCpu::now(),
-        MachineDisks::now(),
-    );
+    let after = Counters::now(pid);
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
     let service_times = match service_times {
@@ -1022,19 +1006,39 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         None => None,
     };
     Ok(Measured {
-        service_used: used(before.0, after.0),
-        client_used: used(before.1, after.1),
+        service_used: used(before.service, after.service),
+        client_used: used(before.client, after.client),
         machine: after
-            .2
-            .zip(before.2)
+            .cpus
+            .zip(before.cpus)
             .and_then(|(after, before)| after.since(&before)),
         disks: after
-            .3
-            .zip(before.3)
+            .disks
+            .zip(before.disks)
             .and_then(|(after, before)| after.since(&before)),
         service_times,
         report,
     })
+}
+
+/// What a run's cost is read from, at one moment: the service's (`pid`) and this process's CPU
+/// time, the machine's CPUs and its disks.
+struct Counters {
+    service: Option<Duration>,
+    client: Option<Duration>,
+    cpus: Option<MachineCpu>,
+    disks: Option<MachineDisks>,
+}
+
+impl Counters {
+    fn now(pid: Option<u32>) -> Counters {
+        Counters {
+            service: pid.and_then(cpu_time),
+            client: cpu_time(0),
+            cpus: MachineCpu::now(),
+            disks: MachineDisks::now(),
+        }
+    }
 }
 
 /// The histograms [`ServiceTimes`] are read from, and their labels but `le`.
