@@ -45,7 +45,10 @@ sender = "+15550000000"
 api_base = "http://127.0.0.1:9"
 EOF
 
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+# --fair-sched: valgrind runs one thread at a time, and without a fair lock a thread spinning in
+# sled's lazy thread-pool start can keep the one it waits for from ever running (the service then
+# never starts; seen in session 21).
+RUST_LOG=warn valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$work/callgrind.out" \
   "$bin" --config "$work/config.toml" serve >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 240); do

@@ -119,8 +119,9 @@ pub struct LoadArgs {
     /// 10 ms, the slowest (a slow spell or a slow run).
     #[arg(long)]
     pub timeline: bool,
-    /// Threads that answer requests in the servers it starts, concierge and the baseline alike
-    /// (`0`: one per CPU). Default: one fewer than the CPUs, which the load generator shares.
+    /// Threads that answer requests in the servers it starts, concierge (its connection
+    /// threads, `workers`) and the baseline (its runtime's workers) alike. Default (or `0`): one
+    /// per CPU, as `serve` runs.
     #[arg(long)]
     pub server_workers: Option<usize>,
     /// Measured runs back to back against the same service, its store growing from one to the
@@ -377,7 +378,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 config.bind = bind;
             }
             config.sms.skip_signature = args.dev_skip_signature;
-            runtime_with(config.workers)?.block_on(serve(config))
+            // The runtime here accepts connections and runs the background tasks; requests
+            // are served on `workers` connection threads of their own (`http::threads`).
+            runtime_with(Some(1))?.block_on(serve(config))
         }
         Command::Import(args) => runtime()?.block_on(import_command(config, args)),
         Command::Agenda(cmd) => agenda_command(&config, cmd),
@@ -532,7 +535,15 @@ async fn serve(config: Config) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!("concierge listening on http://{}", listener.local_addr()?);
-    crate::http::run(listener, state, crate::http::shutdown_signal()).await?;
+    let workers = state.config.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let threads = crate::http::threads::ConnectionThreads::start(workers)
+        .context("cannot start the connection threads")?;
+    // Every runtime's lag: this one's (above) and each connection thread's, where requests wait.
+    let metrics = state.metrics.clone();
+    threads.spawn_on_each(|| crate::metrics::watch_runtime_lag(metrics.clone()));
+    crate::http::run_on(listener, state, crate::http::shutdown_signal(), threads).await?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
@@ -986,12 +997,10 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     }
     let scratch = load::scratch_dir();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    // The servers get the machine less the load generator's share: one CPU's worth of threads.
-    let workers = match args.server_workers {
-        Some(0) => None,
-        Some(n) => Some(n),
-        None => (cpus > 1).then(|| cpus - 1),
-    };
+    // The servers run as they would by default: a thread per CPU, shared with the load
+    // generator. With one fewer (session 7's choice, for the closed loop), the one request
+    // thread fell behind in the VM's slow phases at 20,000 req/s (BENCHMARKS.md, step 63).
+    let workers = args.server_workers.filter(|&n| n > 0);
     println!(
         "load: {} connections, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs, servers with {}",
         plan.connections,
@@ -1002,7 +1011,7 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
                 "{r} req/s in all"
             )),
         plan.numbers,
-        workers.map_or("a worker thread per CPU".to_string(), |n| format!(
+        workers.map_or(format!("a worker thread per CPU ({cpus})"), |n| format!(
             "{n} worker thread{}",
             if n == 1 { "" } else { "s" }
         )),

@@ -61,7 +61,7 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     pub admin_token: Option<Secret>,
     pub sled_cache_bytes: u64,
-    /// Threads that answer requests; `None`: one per CPU.
+    /// Connection threads that answer requests (`http::threads`); `None`: one per CPU.
     pub workers: Option<usize>,
     pub sms: SmsConfig,
     pub web: WebConfig,

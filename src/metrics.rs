@@ -123,7 +123,9 @@ pub struct Metrics {
 pub const LAG_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Samples how late the runtime it runs on wakes for a timer, every [`LAG_TICK`], into
-/// `concierge_runtime_lag_seconds`: the time its threads were busy with other tasks or not
+/// `concierge_runtime_lag_seconds` (`serve` runs one on each of its runtimes: the one that
+/// accepts and runs background tasks, and each connection thread's, `http::threads`): the time
+/// its threads were busy with other tasks or not
 /// running at all (the OS gave the CPU to others). Requests queued on the sockets wait that long,
 /// before any handler's clock starts, so the request histogram cannot see it (BENCHMARKS.md, SMS
 /// webhook step 58). Tokio's timer has 1 ms granularity: up to ~1 ms of every sample is the

@@ -1,11 +1,13 @@
 //! The HTTP server over a real bound port: health and readiness, error bodies, the body limit,
-//! graceful shutdown that flushes the store, and the agenda chosen at start.
+//! graceful shutdown that flushes the store, and the agenda chosen at start; and the same server
+//! with its connections on connection threads, as `serve` runs it.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use concierge::clock::FixedClock;
 use concierge::config::{Config, Origin, RawConfig};
+use concierge::http::threads::ConnectionThreads;
 use concierge::state::{AgendaBoot, AppState};
 use concierge::store::{AgendaSource, Store};
 use jiff::Timestamp;
@@ -32,15 +34,30 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, now: &str) -> Server {
+        Server::start_on(dir, now, 0).await
+    }
+
+    /// [`Server::start`] with connections served on `threads` connection threads (as `serve`
+    /// does), or on the test's runtime with 0.
+    async fn start_on(dir: &Path, now: &str, threads: usize) -> Server {
         let store = Store::open(dir, 8 * 1024 * 1024).unwrap();
         let clock = Arc::new(FixedClock::new(now.parse().unwrap()));
         let (state, boot) = AppState::open(config(dir), store, clock).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(concierge::http::run(listener, state, async {
+        let shutdown = async {
             let _ = stopped.await;
-        }));
+        };
+        let task = match threads {
+            0 => tokio::spawn(concierge::http::run(listener, state, shutdown)),
+            n => tokio::spawn(concierge::http::run_on(
+                listener,
+                state,
+                shutdown,
+                ConnectionThreads::start(n).unwrap(),
+            )),
+        };
         Server {
             base,
             stop: Some(stop),
@@ -241,4 +258,39 @@ async fn a_slow_body_is_answered_408_after_the_request_timeout() {
         "answered too early: {elapsed:?}"
     );
     server.stop().await;
+}
+
+#[tokio::test]
+async fn connection_threads_serve_many_connections_and_stop_with_the_store_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(dir.path(), "2026-11-24T18:00:00Z", 2).await;
+    // A client each: a connection each, handed to the two threads in turn.
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let url = format!("{}/readyz", server.base);
+        clients.spawn(async move {
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            for _ in 0..3 {
+                let response = client.get(&url).send().await.unwrap();
+                statuses.push(response.status().as_u16());
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["agenda"]["conference"], "Pacific Dev Summit 2026");
+            }
+            statuses
+        });
+    }
+    let answers = clients.join_all().await;
+    assert_eq!(answers, vec![vec![200, 200, 200]; 8]);
+    let missing = reqwest::get(format!("{}/no-such-page", server.base))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    // Stopping ends the threads (it returns) and flushes the store: it reopens with the agenda.
+    tokio::time::timeout(std::time::Duration::from_secs(20), server.stop())
+        .await
+        .expect("the server stops");
+    let again = Server::start(dir.path(), "2026-11-24T18:00:00Z").await;
+    assert_eq!(again.boot, AgendaBoot::Stored);
+    again.stop().await;
 }

@@ -30,6 +30,7 @@ pub mod expert;
 pub mod extract;
 pub mod pages;
 pub mod sms;
+pub mod threads;
 
 /// The largest request body a route accepts (Twilio's webhook bodies are far smaller), but the
 /// agenda upload ([`admin::UPLOAD_LIMIT`]).
@@ -102,11 +103,32 @@ fn is_webhook<B>(request: &axum::http::Request<B>) -> bool {
     request.method() == axum::http::Method::POST && request.uri().path() == "/sms"
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then flushes the store.
+/// Serves `app(state)` on `listener`, every connection on this runtime, until `shutdown`
+/// completes, then flushes the store.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, state, shutdown, None).await
+}
+
+/// [`run`], with each accepted connection served on one of `threads` in turn ([`threads`]),
+/// which are stopped once the requests in flight at shutdown are answered.
+pub async fn run_on(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    threads: threads::ConnectionThreads,
+) -> std::io::Result<()> {
+    serve(listener, state, shutdown, Some(threads)).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    mut threads: Option<threads::ConnectionThreads>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::Service;
@@ -150,14 +172,38 @@ pub async fn run(
             }
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A closed or timed-out connection is not an error of ours.
-            let _ = connection.await;
-        });
+        // A closed or timed-out connection is not an error of ours.
+        match &mut threads {
+            None => {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            Some(threads) => {
+                // The socket leaves this runtime's reactor and joins the thread's.
+                let stream = match stream.into_std() {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot hand a connection to its thread");
+                        continue;
+                    }
+                };
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                threads.spawn(async move {
+                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                        return;
+                    };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    let _ = watcher.watch(connection).await;
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
@@ -165,6 +211,10 @@ pub async fn run(
         .is_err()
     {
         tracing::warn!("requests still in flight after {DRAIN_TIMEOUT:?}; stopping anyway");
+    }
+    if let Some(threads) = threads {
+        // Joining blocks: off this runtime's thread.
+        let _ = tokio::task::spawn_blocking(move || threads.stop()).await;
     }
     if let Err(err) = store.flush().await {
         tracing::error!(error = %err, "flushing the store at shutdown failed");
