@@ -77,10 +77,12 @@ async fn world() -> World {
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(concierge::http::run(
+    // On two connection threads, as `serve` answers requests (`http::threads`).
+    tokio::spawn(concierge::http::run_on(
         listener,
         state.clone(),
         std::future::pending(),
+        concierge::http::threads::ConnectionThreads::start(2).unwrap(),
     ));
     World {
         base,

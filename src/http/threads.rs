@@ -1,5 +1,5 @@
 //! Connection threads: the threads that serve accepted connections, each running a
-//! current-thread runtime of its own. The accept loop ([`super::serve`]) hands each new
+//! current-thread runtime of its own. The accept loop ([`super::run_on`]) hands each new
 //! connection to the next thread in turn, and the connection (its requests, and whatever its
 //! handlers spawn) stays on that thread until it closes.
 //!
