@@ -172,17 +172,16 @@ async fn serve(
             }
         });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        // A closed or timed-out connection is not an error of ours.
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let connection = move |stream: tokio::net::TcpStream| async move {
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            // A closed or timed-out connection is not an error of ours.
+            let _ = watcher.watch(connection).await;
+        };
         match &mut threads {
-            None => {
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
+            None => drop(tokio::spawn(connection(stream))),
             Some(threads) => {
                 // The socket leaves this runtime's reactor and joins the thread's.
                 let stream = match stream.into_std() {
@@ -192,15 +191,10 @@ async fn serve(
                         continue;
                     }
                 };
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
                 threads.spawn(async move {
-                    let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
-                        return;
-                    };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    let _ = watcher.watch(connection).await;
+                    if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                        connection(stream).await;
+                    }
                 });
             }
         }
