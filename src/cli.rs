@@ -540,9 +540,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
     });
     let threads = crate::http::threads::ConnectionThreads::start(workers)
         .context("cannot start the connection threads")?;
-    // Every runtime's lag: this one's (above) and each connection thread's, where requests wait.
-    let metrics = state.metrics.clone();
-    threads.spawn_on_each(|| crate::metrics::watch_runtime_lag(metrics.clone()));
+    // (run_on watches each thread's lag, busy time and parks, beside this runtime's lag above.)
     crate::http::run_on(listener, state, crate::http::shutdown_signal(), threads).await?;
     tracing::info!("stopped cleanly");
     Ok(ExitCode::SUCCESS)

@@ -992,9 +992,15 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
             let mut scrapes = Vec::new();
             for _ in 0..=seconds {
                 ticks.tick().await;
-                scrapes.push(scrape_service_times(&client, &url).await?);
+                let at = Instant::now();
+                scrapes.push((at, scrape_service_times(&client, &url).await?));
             }
-            Some(scrapes.windows(2).map(|w| w[1].since(&w[0])).collect())
+            Some(
+                scrapes
+                    .windows(2)
+                    .map(|w| w[1].1.since(&w[0].1, w[1].0 - w[0].0))
+                    .collect(),
+            )
         })
     });
     let report = drive(target, plan).await?;
@@ -1061,6 +1067,49 @@ pub struct ServiceTimes {
     /// How late its request runtime woke for a timer (sampled every 10 ms): a lapse here and
     /// none in the handler is a request thread that was held (empty from a service without it).
     pub lag: Latencies,
+    /// Each runtime's busy time and parks (empty from a service without them): a connection
+    /// thread busy nearly all the time is saturated, even when its timers still fire on time.
+    pub runtimes: Vec<RuntimeUse>,
+    /// How long the stretch was (zero for a single scrape).
+    pub span: Duration,
+}
+
+/// One of the service's runtimes over a stretch of a run, from
+/// `concierge_runtime_busy_seconds_total` and `concierge_runtime_parks_total`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuntimeUse {
+    pub runtime: String,
+    /// Seconds its threads spent running tasks.
+    pub busy: f64,
+    /// Times its threads went to sleep for want of work.
+    pub parks: u64,
+}
+
+impl RuntimeUse {
+    /// Every runtime in a scrape, in the order the scrape lists them.
+    fn parse(scrape: &str) -> Vec<RuntimeUse> {
+        let value = |line: &str, metric: &str| -> Option<(String, String)> {
+            let rest = line.strip_prefix(metric)?.strip_prefix("{runtime=\"")?;
+            let (name, rest) = rest.split_once("\"} ")?;
+            Some((name.to_string(), rest.trim().to_string()))
+        };
+        let mut runtimes: Vec<RuntimeUse> = Vec::new();
+        for line in scrape.lines() {
+            if let Some((runtime, busy)) = value(line, "concierge_runtime_busy_seconds_total") {
+                let Ok(busy) = busy.parse() else { continue };
+                runtimes.push(RuntimeUse {
+                    runtime,
+                    busy,
+                    parks: 0,
+                });
+            } else if let Some((runtime, parks)) = value(line, "concierge_runtime_parks_total")
+                && let Some(known) = runtimes.iter_mut().find(|r| r.runtime == runtime)
+            {
+                known.parks = parks.parse().unwrap_or(0);
+            }
+        }
+        runtimes
+    }
 }
 
 impl ServiceTimes {
@@ -1070,15 +1119,31 @@ impl ServiceTimes {
             log_syncs: Latencies::parse(scrape, LOG_SYNC_METRIC)?,
             batches: Latencies::parse(scrape, BATCH_METRIC)?,
             lag: Latencies::parse(scrape, LAG_METRIC).unwrap_or_default(),
+            runtimes: RuntimeUse::parse(scrape),
+            span: Duration::ZERO,
         })
     }
 
-    fn since(&self, earlier: &ServiceTimes) -> ServiceTimes {
+    /// What happened between `earlier` and this scrape, `span` apart.
+    fn since(&self, earlier: &ServiceTimes, span: Duration) -> ServiceTimes {
         ServiceTimes {
             handler: self.handler.since(&earlier.handler),
             log_syncs: self.log_syncs.since(&earlier.log_syncs),
             batches: self.batches.since(&earlier.batches),
             lag: self.lag.since(&earlier.lag),
+            runtimes: self
+                .runtimes
+                .iter()
+                .map(|now| {
+                    let before = earlier.runtimes.iter().find(|r| r.runtime == now.runtime);
+                    RuntimeUse {
+                        runtime: now.runtime.clone(),
+                        busy: (now.busy - before.map_or(0.0, |r| r.busy)).max(0.0),
+                        parks: now.parks.saturating_sub(before.map_or(0, |r| r.parks)),
+                    }
+                })
+                .collect(),
+            span,
         }
     }
 
@@ -1087,15 +1152,50 @@ impl ServiceTimes {
         self.log_syncs.add(&other.log_syncs);
         self.batches.add(&other.batches);
         self.lag.add(&other.lag);
+        for theirs in &other.runtimes {
+            match self
+                .runtimes
+                .iter_mut()
+                .find(|r| r.runtime == theirs.runtime)
+            {
+                Some(mine) => {
+                    mine.busy += theirs.busy;
+                    mine.parks += theirs.parks;
+                }
+                None => self.runtimes.push(theirs.clone()),
+            }
+        }
+        self.span += other.span;
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "/sms handler {}; log syncs {}; batches {}; runtime lag {}",
+            "/sms handler {}; log syncs {}; batches {}; runtime lag {}{}",
             self.handler.describe(),
             self.log_syncs.describe(),
             self.batches.describe(),
-            self.lag.describe()
+            self.lag.describe(),
+            self.describe_runtimes()
+        )
+    }
+
+    /// `; busy accept 2 %, conn-0 61 %, conn-1 58 %; parks 0.41 a request`, or nothing when the
+    /// service exports no runtimes or the stretch has no length.
+    fn describe_runtimes(&self) -> String {
+        let span = self.span.as_secs_f64();
+        if self.runtimes.is_empty() || span <= 0.0 {
+            return String::new();
+        }
+        let busy = self
+            .runtimes
+            .iter()
+            .map(|r| format!("{} {:.0} %", r.runtime, r.busy * 100.0 / span))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let parks: u64 = self.runtimes.iter().map(|r| r.parks).sum();
+        format!(
+            "; busy {busy}; parks {:.2} a request",
+            parks as f64 / self.handler.count().max(1) as f64
         )
     }
 }
@@ -1609,6 +1709,68 @@ mod tests {
             handler.describe(),
             "    2, over 12.8 ms  1, slowest ≤ 25.6 ms"
         );
+    }
+
+    /// A runtime's busy time and parks reach `load` through the service's scrape, and a stretch
+    /// of a run tells each runtime's share of it and the parks a request.
+    #[test]
+    fn runtimes_busy_time_and_parks_are_read_from_the_services_own_scrape() {
+        let mut metrics = crate::metrics::Metrics::new();
+        metrics.register_store(&crate::store::CommitTimes::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        metrics.watch_runtime("conn-0", runtime.handle());
+        let scrape = || {
+            ServiceTimes::parse(&metrics.render(&crate::metrics::Snapshot::default()))
+                .expect("a scrape")
+        };
+        let before = scrape();
+        assert_eq!(before.runtimes.len(), 1, "{before:?}");
+        assert_eq!(before.runtimes[0].runtime, "conn-0");
+        runtime.block_on(async {
+            // A task that holds the thread 50 ms is busy time; the sleeps after park it.
+            tokio::spawn(async { std::thread::sleep(Duration::from_millis(50)) })
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        let stretch = scrape().since(&before, Duration::from_millis(100));
+        let conn = &stretch.runtimes[0];
+        assert!(conn.busy >= 0.05 && conn.busy < 1.0, "{conn:?}");
+        assert!(conn.parks >= 3, "{conn:?}");
+
+        // Shares of the stretch, and parks per /sms request.
+        let mut times = ServiceTimes {
+            runtimes: vec![
+                RuntimeUse {
+                    runtime: "accept".into(),
+                    busy: 0.02,
+                    parks: 100,
+                },
+                RuntimeUse {
+                    runtime: "conn-0".into(),
+                    busy: 0.61,
+                    parks: 300,
+                },
+            ],
+            span: Duration::from_secs(1),
+            ..ServiceTimes::default()
+        };
+        times.handler.buckets = vec![(0.001, 1000), (f64::INFINITY, 0)];
+        assert_eq!(
+            times.describe_runtimes(),
+            "; busy accept 2 %, conn-0 61 %; parks 0.40 a request"
+        );
+        let mut two = times.clone();
+        two.add(&times);
+        assert_eq!(two.span, Duration::from_secs(2));
+        assert_eq!(two.describe_runtimes(), times.describe_runtimes());
+        // A service without the metrics, or a single scrape, adds nothing.
+        assert_eq!(ServiceTimes::default().describe_runtimes(), "");
     }
 
     #[test]

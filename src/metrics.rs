@@ -21,13 +21,15 @@
 //! | `concierge_store_log_sync_seconds` | the write-ahead log's append and `fdatasync`, per batch |
 //! | `concierge_store_batch_seconds` | the store writer's batches, whole |
 //! | `concierge_runtime_lag_seconds` | how late the request runtime wakes for a timer ([`watch_runtime_lag`]) |
+//! | `concierge_runtime_busy_seconds_total{runtime}`, `concierge_runtime_parks_total{runtime}` | each runtime's time spent running tasks, and how often its threads went to sleep ([`Metrics::watch_runtime`]) |
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -58,6 +60,11 @@ pub struct IntentLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabel {
     pub queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuntimeLabel {
+    runtime: String,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -116,6 +123,48 @@ pub struct Metrics {
     attendees_in_memory: Gauge,
     idempotency_keys: Gauge,
     pub runtime_lag: Histogram,
+    runtimes: std::sync::Arc<Runtimes>,
+}
+
+/// The runtimes [`Metrics::watch_runtime`] was given, read on each scrape from tokio's own
+/// counters (kept whether or not anyone reads them).
+#[derive(Debug, Default)]
+struct Runtimes(std::sync::Mutex<Vec<(String, tokio::runtime::Handle)>>);
+
+impl Collector for Runtimes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let runtimes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let each = |m: &tokio::runtime::RuntimeMetrics, of: &dyn Fn(usize) -> u64| {
+            (0..m.num_workers()).map(of).sum::<u64>()
+        };
+        let mut busy = encoder.encode_descriptor(
+            "runtime_busy_seconds",
+            "Time the runtime's threads spent running tasks (the rest they waited for work or were not running)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (name, handle) in runtimes.iter() {
+            let m = handle.metrics();
+            let nanos = each(&m, &|w| m.worker_total_busy_duration(w).as_nanos() as u64);
+            ConstCounter::new(nanos as f64 / 1e9).encode(busy.encode_family(&RuntimeLabel {
+                runtime: name.clone(),
+            })?)?;
+        }
+        let mut parks = encoder.encode_descriptor(
+            "runtime_parks",
+            "Times the runtime's threads went to sleep for want of work (each woken again for the next)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (name, handle) in runtimes.iter() {
+            let m = handle.metrics();
+            let parked = each(&m, &|w| m.worker_park_count(w));
+            ConstCounter::new(parked).encode(parks.encode_family(&RuntimeLabel {
+                runtime: name.clone(),
+            })?)?;
+        }
+        Ok(())
+    }
 }
 
 /// How often [`watch_runtime_lag`] samples the runtime: a hundred wake-ups a second, nothing
@@ -258,6 +307,8 @@ impl Metrics {
             "How late the request runtime wakes for a timer, sampled every 10 ms (its threads busy elsewhere or not running)",
             runtime_lag.clone(),
         );
+        let runtimes = std::sync::Arc::new(Runtimes::default());
+        registry.register_collector(Box::new(runtimes.clone()));
         Metrics {
             registry,
             requests,
@@ -280,7 +331,21 @@ impl Metrics {
             attendees_in_memory,
             idempotency_keys,
             runtime_lag,
+            runtimes,
         }
+    }
+
+    /// Exports the busy time and parks of the runtime behind `handle` as `name`
+    /// (`concierge_runtime_busy_seconds_total` and `concierge_runtime_parks_total`). A thread
+    /// busy nearly all of a second is saturated even when it still wakes for its timers on time
+    /// (so [`watch_runtime_lag`] shows nothing); parks per request tell how often a thread is
+    /// woken for one.
+    pub fn watch_runtime(&self, name: &str, handle: &tokio::runtime::Handle) {
+        self.runtimes
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_string(), handle.clone()));
     }
 
     /// Adds the store's writer timings (histograms the writer thread fills).

@@ -75,6 +75,10 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         "concierge_store_log_sync_seconds_bucket",
         "concierge_store_batch_seconds_bucket",
         "concierge_runtime_lag_seconds_bucket",
+        "concierge_runtime_busy_seconds_total{runtime=\"accept\"}",
+        "concierge_runtime_busy_seconds_total{runtime=\"conn-0\"}",
+        "concierge_runtime_busy_seconds_total{runtime=\"conn-1\"}",
+        "concierge_runtime_parks_total{runtime=\"conn-1\"}",
     ] {
         assert!(text.contains(&format!("\n{name}")), "no {name} in\n{text}");
     }
@@ -98,6 +102,14 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         value(r#"concierge_http_requests_total{route="unmatched",method="GET",status="404"}"#),
         1.0
     );
+    // The connection threads answered the requests: busy for some time, asleep in between.
+    let threads = |metric: &str| {
+        (0..2)
+            .map(|n| value(&format!("{metric}{{runtime=\"conn-{n}\"}}")))
+            .sum::<f64>()
+    };
+    assert!(threads("concierge_runtime_busy_seconds_total") > 0.0);
+    assert!(threads("concierge_runtime_parks_total") >= 1.0);
     assert!(!text.contains(token), "a token leaked into a label");
     assert_eq!(value(r#"concierge_messages_total{channel="web"}"#), 3.0);
     assert_eq!(

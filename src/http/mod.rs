@@ -114,13 +114,20 @@ pub async fn run(
 }
 
 /// [`run`], with each accepted connection served on one of `threads` in turn ([`threads`]),
-/// which are stopped once the requests in flight at shutdown are answered.
+/// which are stopped once the requests in flight at shutdown are answered. The metrics watch
+/// every runtime involved: this one (`accept`) and each thread's (`conn-N`, with its lag).
 pub async fn run_on(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     threads: threads::ConnectionThreads,
 ) -> std::io::Result<()> {
+    let metrics = state.metrics.clone();
+    metrics.watch_runtime("accept", &tokio::runtime::Handle::current());
+    for (n, handle) in threads.handles().iter().enumerate() {
+        metrics.watch_runtime(&format!("conn-{n}"), handle);
+    }
+    threads.spawn_on_each(|| crate::metrics::watch_runtime_lag(metrics.clone()));
     serve(listener, state, shutdown, Some(threads)).await
 }
 

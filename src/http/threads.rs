@@ -64,6 +64,11 @@ impl ConnectionThreads {
         self.handles.len()
     }
 
+    /// Each thread's runtime, in thread order (for its metrics).
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
+    }
+
     /// Always false: there is at least one thread.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
