@@ -33,7 +33,9 @@ pub struct ConnectionThreads {
 }
 
 impl ConnectionThreads {
-    /// Starts `count` threads (at least one), named `concierge-conn-N`.
+    /// Starts `count` threads (at least one), named `conn-N` as in the metrics' `runtime` label
+    /// (Linux keeps 15 bytes of a thread's name: `concierge-conn-N` showed in `ps`, `top` and
+    /// `perf` as `concierge-conn-` for every thread).
     pub fn start(count: usize) -> io::Result<ConnectionThreads> {
         let mut threads = ConnectionThreads {
             handles: Vec::new(),
@@ -49,7 +51,7 @@ impl ConnectionThreads {
             let (stop, stopped) = oneshot::channel::<()>();
             threads.stops.push(stop);
             let join = std::thread::Builder::new()
-                .name(format!("concierge-conn-{n}"))
+                .name(format!("conn-{n}"))
                 .spawn(move || {
                     // Either a stop or its sender dropped ends the thread.
                     let _ = runtime.block_on(stopped);
@@ -125,14 +127,7 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            [
-                "concierge-conn-0",
-                "concierge-conn-0",
-                "concierge-conn-1",
-                "concierge-conn-1",
-                "concierge-conn-2",
-                "concierge-conn-2"
-            ]
+            ["conn-0", "conn-0", "conn-1", "conn-1", "conn-2", "conn-2"]
         );
 
         // A task still running when the threads stop is dropped with its thread.
