@@ -268,7 +268,6 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The form and signature of request `n`.
 /// Where signed requests go and how they are signed: the URL Twilio would sign, and the key.
 type Signing = Option<(String, crate::sms::signature::Signer)>;
 
@@ -292,6 +291,7 @@ fn push_hex(out: &mut String, x: u64) {
     );
 }
 
+/// The form and signature of request `n`.
 fn request(
     target: &Target,
     signing: &Signing,
@@ -639,17 +639,27 @@ impl Tally {
 /// How long a request may take before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the requests go, parsed once. Each connection of a run is one keep-alive HTTP/1.1
-/// connection of hyper's client, with no pool, no per-request URL parsing and no redirect or
-/// cookie handling: the load generator shares the machine with the service, so every microsecond
-/// it spends per request is one the service does not get (a general-purpose client took ~20 µs).
+/// Where the requests go, parsed once, and the HTTP/1.1 spoken to it. Each connection of a run is
+/// one keep-alive connection that its task writes requests to and reads answers from itself: the
+/// load generator shares the machine with the service, so every microsecond it spends a request
+/// is one the service does not get. A general-purpose client took ~20 µs a request; hyper's
+/// connection API, whose sender hands each request to a connection task and the answer back
+/// (two task wake-ups a request, often across the runtime's threads), 18-22 µs in the open loop
+/// (BENCHMARKS.md, SMS webhook step 64).
 struct Endpoint {
-    /// `host:port`, to connect to and for the `Host` header.
+    /// `host:port`, to connect to.
     authority: String,
-    path: String,
+    /// Every request's head up to its varying headers: request line, `host`, `content-type`.
+    head: String,
 }
 
-type Connection = hyper::client::conn::http1::SendRequest<String>;
+/// A connection unused this long is replaced before the next request rather than reused: the
+/// service closes connections idle for its header-read timeout (5 s), and a request written
+/// into one it is closing would fail.
+const IDLE_REUSE: Duration = Duration::from_secs(2);
+
+/// The most bytes of a response head the load generator reads before giving up on it.
+const MAX_HEAD: usize = 16 * 1024;
 
 impl Endpoint {
     fn parse(url: &str) -> Result<Endpoint> {
@@ -665,9 +675,12 @@ impl Endpoint {
         if let Some(query) = parsed.query() {
             path = format!("{path}?{query}");
         }
+        let authority = format!("{host}:{port}");
         Ok(Endpoint {
-            authority: format!("{host}:{port}"),
-            path,
+            head: format!(
+                "POST {path} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+            ),
+            authority,
         })
     }
 
@@ -676,54 +689,178 @@ impl Endpoint {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
-        Ok(sender)
+        Ok(Connection {
+            stream,
+            buffer: Vec::with_capacity(4096),
+            used: Instant::now(),
+        })
     }
 
-    /// Posts a form on `connection` (connecting first if there is none) and reads the answer.
+    /// Posts a form on `connection` (connecting first if there is none, or if it has been idle
+    /// too long) and reads the answer. A connection the answer closes, or that an error leaves
+    /// in an unknown state, is dropped.
     async fn post(
         &self,
         connection: &mut Option<Connection>,
         body: String,
         signature: Option<String>,
     ) -> std::result::Result<(), String> {
-        use axum::http::{Request, header};
-
-        // A connection the server closed while idle (keep-alive timeout) is replaced, not
-        // counted as an error.
-        if connection.as_ref().is_some_and(|s| s.is_closed()) {
+        if connection
+            .as_ref()
+            .is_some_and(|c| c.used.elapsed() > IDLE_REUSE)
+        {
             *connection = None;
         }
-        let sender = match connection {
-            Some(sender) => sender,
+        let open = match connection {
+            Some(open) => open,
             None => connection.insert(self.connect().await?),
         };
-        sender.ready().await.map_err(|e| e.to_string())?;
-        let mut request = Request::post(self.path.as_str())
-            .header(header::HOST, self.authority.as_str())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(signature) = signature {
-            request = request.header("x-twilio-signature", signature);
+        let answer = open.exchange(&self.head, &body, signature.as_deref()).await;
+        if !matches!(answer, Ok(Answer { close: false, .. })) {
+            *connection = None;
         }
-        let request = request.body(body).map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        axum::body::to_bytes(axum::body::Body::new(response.into_body()), 1 << 20)
-            .await
-            .map_err(|e| e.to_string())?;
-        if status.is_success() {
+        let status = answer?.status;
+        if (200..300).contains(&status) {
             Ok(())
         } else {
             Err(format!("HTTP {status}"))
         }
     }
+}
+
+/// A keep-alive HTTP/1.1 connection of the load generator.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    /// The request being written, then the answer being read (one at a time: no pipelining).
+    buffer: Vec<u8>,
+    /// When its last answer was read (or it was opened).
+    used: Instant,
+}
+
+/// What the load generator needs of a response.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: u16,
+    /// The server closes the connection after it (`connection: close`).
+    close: bool,
+}
+
+impl Connection {
+    /// Writes one request (`head`, its signature and length, `body`) and reads its answer whole.
+    async fn exchange(
+        &mut self,
+        head: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> std::result::Result<Answer, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        self.buffer.clear();
+        self.buffer.extend_from_slice(head.as_bytes());
+        if let Some(signature) = signature {
+            self.buffer.extend_from_slice(b"x-twilio-signature: ");
+            self.buffer.extend_from_slice(signature.as_bytes());
+            self.buffer.extend_from_slice(b"\r\n");
+        }
+        self.buffer.extend_from_slice(b"content-length: ");
+        push_length(&mut self.buffer, body.len());
+        self.buffer.extend_from_slice(b"\r\n\r\n");
+        self.buffer.extend_from_slice(body.as_bytes());
+        self.stream
+            .write_all(&self.buffer)
+            .await
+            .map_err(|e| format!("write: {e}"))?;
+
+        self.buffer.clear();
+        loop {
+            if self.buffer.capacity() - self.buffer.len() < 1024 {
+                self.buffer.reserve(4096);
+            }
+            let read = self
+                .stream
+                .read_buf(&mut self.buffer)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            if read == 0 {
+                return Err(format!(
+                    "the connection closed after {} bytes of the answer",
+                    self.buffer.len()
+                ));
+            }
+            match parse_answer(&self.buffer)? {
+                Some((answer, length)) if self.buffer.len() >= length => {
+                    if self.buffer.len() > length {
+                        return Err("bytes after the answer (nothing was asked for)".into());
+                    }
+                    self.used = Instant::now();
+                    return Ok(answer);
+                }
+                _ if self.buffer.len() > MAX_HEAD + (1 << 20) => {
+                    return Err("an answer over 1 MiB".into());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_length(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Reads a response's head from the start of `bytes`: the answer and the response's whole length
+/// (head and body), or `None` while the head is incomplete. The body's length must be given
+/// (`content-length`): the servers this drives send no other kind of answer, and anything else is
+/// an error rather than a guess.
+fn parse_answer(bytes: &[u8]) -> std::result::Result<Option<(Answer, usize)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(head)) => head,
+        Ok(httparse::Status::Partial) if bytes.len() > MAX_HEAD => {
+            return Err(format!("no end to the answer's head in {MAX_HEAD} bytes"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("a malformed answer: {e}")),
+    };
+    let status = response.code.unwrap_or(0);
+    if !(200..=599).contains(&status) {
+        return Err(format!("an unexpected status {status}"));
+    }
+    let mut length = None;
+    let mut close = response.version == Some(0);
+    for header in response.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(header.value).ok();
+            length = Some(
+                value
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| format!("a bad content-length {value:?}"))?,
+            );
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("a chunked answer (the load generator reads content-length only)".into());
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close = header.value.eq_ignore_ascii_case(b"close");
+        }
+    }
+    let length = match length {
+        Some(length) => length,
+        None if status == 204 || status == 304 => 0,
+        None => return Err("an answer without content-length".into()),
+    };
+    Ok(Some((Answer { status, close }, head + length)))
 }
 
 /// A run, and the CPU it cost.
@@ -1771,6 +1908,173 @@ mod tests {
         assert_eq!(two.describe_runtimes(), times.describe_runtimes());
         // A service without the metrics, or a single scrape, adds nothing.
         assert_eq!(ServiceTimes::default().describe_runtimes(), "");
+    }
+
+    #[test]
+    fn an_answer_is_read_from_its_head_and_content_length() {
+        let answer = |bytes: &str| parse_answer(bytes.as_bytes());
+        let ok = "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: 5\r\n\r\n<R/>\n";
+        assert_eq!(
+            answer(ok),
+            Ok(Some((
+                Answer {
+                    status: 200,
+                    close: false
+                },
+                ok.len()
+            )))
+        );
+        // Every prefix of the head is incomplete, not an error.
+        let head = ok.find("\r\n\r\n").unwrap() + 4;
+        for end in 0..head {
+            assert_eq!(answer(&ok[..end]), Ok(None), "{end}");
+        }
+        let refused =
+            "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            answer(refused),
+            Ok(Some((
+                Answer {
+                    status: 429,
+                    close: true
+                },
+                refused.len()
+            )))
+        );
+        // HTTP/1.0 closes unless told otherwise; 204 has no body to measure.
+        let empty = "HTTP/1.0 204 No Content\r\n\r\n";
+        assert_eq!(
+            answer(empty),
+            Ok(Some((
+                Answer {
+                    status: 204,
+                    close: true
+                },
+                empty.len()
+            )))
+        );
+        for (bad, error) in [
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+                "chunked",
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", "without content-length"),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n",
+                "bad content-length",
+            ),
+            ("HTTP/1.1 100 Continue\r\n\r\n", "unexpected status 100"),
+            ("SMTP ready\r\n\r\n", "malformed"),
+        ] {
+            let got = answer(bad).unwrap_err();
+            assert!(got.contains(error), "{bad:?}: {got}");
+        }
+        let endless = format!("HTTP/1.1 200 OK\r\nx: {}", "a".repeat(MAX_HEAD));
+        assert!(answer(&endless).unwrap_err().contains("no end"));
+    }
+
+    /// Requests go out whole and answers are read whole, however the server splits its
+    /// writes; a keep-alive connection carries the next request, a closing answer ends it, and
+    /// a server that hangs up mid-answer is an error that drops the connection.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_exchanges_requests_over_loopback() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/sms?x=1", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut requests = Vec::new();
+            let (mut socket, _) = listener.accept().await.unwrap();
+            // Reads one request whole: its head, then as many bytes as it says.
+            async fn request(socket: &mut tokio::net::TcpStream) -> String {
+                let mut bytes = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 256];
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    bytes.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&bytes).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        if bytes.len() >= end + 4 + length {
+                            return text;
+                        }
+                    }
+                }
+            }
+            // An answer in three writes, a keep-alive one, then a closing one.
+            requests.push(request(&mut socket).await);
+            for piece in ["HTTP/1.1 200 OK\r\ncontent-len", "gth: 4\r\n\r\nab", "cd"] {
+                socket.write_all(piece.as_bytes()).await.unwrap();
+                socket.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            requests.push(request(&mut socket).await);
+            socket
+                .write_all(
+                    b"HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                )
+                .await
+                .unwrap();
+            drop(socket);
+            // A new connection, hung up on halfway through its answer.
+            let (mut socket, _) = listener.accept().await.unwrap();
+            requests.push(request(&mut socket).await);
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
+                .await
+                .unwrap();
+            drop(socket);
+            requests
+        });
+
+        let endpoint = Endpoint::parse(&url).unwrap();
+        let mut connection = None;
+        let signature = || Some("c2lnbmVk".to_string());
+        assert_eq!(
+            endpoint
+                .post(&mut connection, "Body=next".into(), signature())
+                .await,
+            Ok(())
+        );
+        assert!(connection.is_some(), "kept alive");
+        assert_eq!(
+            endpoint
+                .post(&mut connection, "Body=help".into(), signature())
+                .await,
+            Err("HTTP 403".to_string())
+        );
+        assert!(connection.is_none(), "closed by the answer");
+        let broken = endpoint
+            .post(&mut connection, "Body=stop".into(), signature())
+            .await
+            .unwrap_err();
+        assert!(broken.contains("closed after"), "{broken}");
+        assert!(connection.is_none());
+
+        let requests = server.await.unwrap();
+        assert_eq!(requests.len(), 3);
+        let authority = url.trim_start_matches("http://").split('/').next().unwrap();
+        assert_eq!(
+            requests[0],
+            format!(
+                "POST /sms?x=1 HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/x-www-form-urlencoded\r\nx-twilio-signature: c2lnbmVk\r\ncontent-length: 9\r\n\r\nBody=next"
+            )
+        );
+        assert!(requests[1].ends_with("\r\n\r\nBody=help"));
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0, 7, 10, 640, 12_345, usize::MAX] {
+            let mut out = Vec::new();
+            push_length(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]
