@@ -895,6 +895,10 @@ pub struct Measured {
     /// The service's own times (its `/sms` handler, its store writer's log syncs and batches, its
     /// runtime's lag) in each second of the measured part (when its metrics could be read).
     pub service_times: Option<Vec<ServiceTimes>>,
+    /// What the machine's CPUs did in each second of the measured part (Linux only): a second
+    /// whose service was neither busy nor late for its timers, with steal, lost its time to the
+    /// host (BENCHMARKS.md, SMS webhook step 64).
+    pub machine_seconds: Option<Vec<MachineCpu>>,
 }
 
 impl Measured {
@@ -926,6 +930,13 @@ impl Measured {
             }
             _ => None,
         };
+        self.machine_seconds = match (self.machine_seconds.take(), other.machine_seconds) {
+            (Some(mut a), Some(b)) => {
+                a.extend(b);
+                Some(a)
+            }
+            _ => None,
+        };
         self.report.merge(other.report)
     }
 
@@ -941,19 +952,24 @@ impl Measured {
         ))
     }
 
-    /// [`Report::describe_timeline`], with each second's service times when they are known.
+    /// [`Report::describe_timeline`], with each second's machine CPUs and service times when
+    /// they are known.
     pub fn describe_timeline(&self) -> String {
-        let lines = self.report.describe_timeline();
-        let Some(seconds) = &self.service_times else {
-            return lines;
+        let second = |i: usize| {
+            let mut extra = String::new();
+            if let Some(cpus) = self.machine_seconds.as_ref().and_then(|s| s.get(i)) {
+                extra.push_str(&format!("  | {}", cpus.describe_briefly()));
+            }
+            if let Some(times) = self.service_times.as_ref().and_then(|s| s.get(i)) {
+                extra.push_str(&format!("  | {}", times.describe()));
+            }
+            extra
         };
-        lines
+        self.report
+            .describe_timeline()
             .lines()
             .enumerate()
-            .map(|(i, line)| match seconds.get(i) {
-                Some(times) => format!("{line}  | {}", times.describe()),
-                None => line.to_string(),
-            })
+            .map(|(i, line)| format!("{line}{}", second(i)))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -1042,15 +1058,27 @@ impl MachineCpu {
 
     /// Shares of the time, e.g. `the machine's CPUs: busy 61 %, idle 38 %, IO wait 1 %, steal 0.0 %`.
     pub fn describe(&self) -> String {
-        let total = (self.busy + self.idle + self.iowait + self.steal).max(1) as f64;
-        let share = |ticks: u64| ticks as f64 * 100.0 / total;
         format!(
             "the machine's CPUs: busy {:.0} %, idle {:.0} %, IO wait {:.0} %, steal {:.1} %",
-            share(self.busy),
-            share(self.idle),
-            share(self.iowait),
-            share(self.steal)
+            self.share(self.busy),
+            self.share(self.idle),
+            self.share(self.iowait),
+            self.share(self.steal)
         )
+    }
+
+    /// The busy and stolen shares, for a line of the timeline: `CPUs busy 61 %, steal 0.0 %`.
+    pub fn describe_briefly(&self) -> String {
+        format!(
+            "CPUs busy {:.0} %, steal {:.1} %",
+            self.share(self.busy),
+            self.share(self.steal)
+        )
+    }
+
+    /// `ticks` as a percentage of all the time counted.
+    fn share(&self, ticks: u64) -> f64 {
+        ticks as f64 * 100.0 / (self.busy + self.idle + self.iowait + self.steal).max(1) as f64
     }
 }
 
@@ -1137,34 +1165,41 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
         tokio::time::sleep(warmup).await;
         Counters::now(pid)
     });
-    let service_times = target.metrics.clone().map(|url| {
+    // Each second: the machine's CPUs, and the service's metrics when it has them.
+    let seconds = {
+        let metrics = target.metrics.clone();
         let (warmup, seconds) = (plan.warmup, plan.duration.as_secs().max(1));
         tokio::spawn(async move {
             tokio::time::sleep(warmup).await;
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             let client = reqwest::Client::new();
-            let mut scrapes = Vec::new();
+            let mut samples = Vec::new();
             for _ in 0..=seconds {
                 ticks.tick().await;
                 let at = Instant::now();
-                scrapes.push((at, scrape_service_times(&client, &url).await?));
+                let cpus = MachineCpu::now();
+                let times = match &metrics {
+                    Some(url) => scrape_service_times(&client, url).await,
+                    None => None,
+                };
+                samples.push((at, cpus, times));
             }
-            Some(
-                scrapes
-                    .windows(2)
-                    .map(|w| w[1].1.since(&w[0].1, w[1].0 - w[0].0))
-                    .collect(),
-            )
+            let cpus: Option<Vec<MachineCpu>> = samples
+                .windows(2)
+                .map(|w| w[1].1?.since(&w[0].1?))
+                .collect();
+            let times: Option<Vec<ServiceTimes>> = samples
+                .windows(2)
+                .map(|w| Some(w[1].2.as_ref()?.since(w[0].2.as_ref()?, w[1].0 - w[0].0)))
+                .collect();
+            (cpus, times)
         })
-    });
+    };
     let report = drive(target, plan).await?;
     let after = Counters::now(pid);
     let before = before.await?;
     let used = |before: Option<Duration>, after: Option<Duration>| after?.checked_sub(before?);
-    let service_times = match service_times {
-        Some(task) => task.await?,
-        None => None,
-    };
+    let (machine_seconds, service_times) = seconds.await?;
     Ok(Measured {
         service_used: used(before.service, after.service),
         client_used: used(before.client, after.client),
@@ -1176,6 +1211,7 @@ pub async fn drive_measured(target: &Target, plan: &Plan, pid: Option<u32>) -> R
             .disks
             .zip(before.disks)
             .and_then(|(after, before)| after.since(&before)),
+        machine_seconds,
         service_times,
         report,
     })
@@ -1799,6 +1835,7 @@ mod tests {
             run.describe(),
             "the machine's CPUs: busy 55 %, idle 43 %, IO wait 1 %, steal 1.2 %"
         );
+        assert_eq!(run.describe_briefly(), "CPUs busy 55 %, steal 1.2 %");
         assert_eq!(before.since(&after), None, "counters never go back");
         // An old kernel's shorter line, and garbage.
         assert_eq!(MachineCpu::parse("cpu  10 0 5 100 2\n").unwrap().steal, 0);

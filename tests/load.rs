@@ -173,9 +173,22 @@ fn runs_go_back_to_back_against_one_service() {
         .filter(|l| l.contains("of which waiting to be sent"))
         .count();
     assert_eq!(waits, 3, "each run's, then the whole's: {stdout}");
-    // Each run's own timeline: one second each.
-    let seconds = stdout.lines().filter(|l| l.contains("second   1:")).count();
-    assert_eq!(seconds, 2, "{stdout}");
+    // Each run's own timeline: one second each, with the machine's CPUs in that second and the
+    // service's times, its connection threads' busy shares among them.
+    let seconds: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("second   1:"))
+        .collect();
+    assert_eq!(seconds.len(), 2, "{stdout}");
+    for line in seconds {
+        if cfg!(target_os = "linux") {
+            assert!(line.contains("  | CPUs busy "), "{line}");
+            assert!(line.contains(" %, steal "), "{line}");
+        }
+        assert!(line.contains("  | /sms handler "), "{line}");
+        assert!(line.contains("; busy accept "), "{line}");
+        assert!(line.contains(", conn-0 "), "{line}");
+    }
     let summary = stdout
         .lines()
         .find(|l| l.starts_with("runs with p99 within 10 ms: "))
