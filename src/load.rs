@@ -644,8 +644,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// load generator shares the machine with the service, so every microsecond it spends a request
 /// is one the service does not get. A general-purpose client took ~20 µs a request; hyper's
 /// connection API, whose sender hands each request to a connection task and the answer back
-/// (two task wake-ups a request, often across the runtime's threads), 18-22 µs in the open loop
-/// (BENCHMARKS.md, SMS webhook step 64).
+/// (two task wake-ups a request, often across the runtime's threads), 20-22 µs in the open
+/// loop, against 15-16 µs now (BENCHMARKS.md, SMS webhook step 64).
 struct Endpoint {
     /// `host:port`, to connect to.
     authority: String,
