@@ -923,20 +923,14 @@ impl Measured {
         self.client_used = add(self.client_used, other.client_used);
         self.machine = self.machine.zip(other.machine).map(|(a, b)| a.plus(&b));
         self.disks = self.disks.zip(other.disks).map(|(a, b)| a.plus(&b));
-        self.service_times = match (self.service_times.take(), other.service_times) {
-            (Some(mut a), Some(b)) => {
-                a.extend(b);
-                Some(a)
-            }
-            _ => None,
-        };
-        self.machine_seconds = match (self.machine_seconds.take(), other.machine_seconds) {
-            (Some(mut a), Some(b)) => {
-                a.extend(b);
-                Some(a)
-            }
-            _ => None,
-        };
+        // Seconds of both, or none if either lacks them.
+        fn concat<T>(a: Option<Vec<T>>, b: Option<Vec<T>>) -> Option<Vec<T>> {
+            let (mut a, b) = (a?, b?);
+            a.extend(b);
+            Some(a)
+        }
+        self.service_times = concat(self.service_times.take(), other.service_times);
+        self.machine_seconds = concat(self.machine_seconds.take(), other.machine_seconds);
         self.report.merge(other.report)
     }
 

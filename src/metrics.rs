@@ -134,37 +134,53 @@ struct Runtimes(std::sync::Mutex<Vec<(String, tokio::runtime::Handle)>>);
 impl Collector for Runtimes {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let runtimes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let each = |m: &tokio::runtime::RuntimeMetrics, of: &dyn Fn(usize) -> u64| {
-            (0..m.num_workers()).map(of).sum::<u64>()
-        };
-        let mut busy = encoder.encode_descriptor(
+        encode_per_runtime(
+            &mut encoder,
+            &runtimes,
             "runtime_busy_seconds",
             "Time the runtime's threads spent running tasks (the rest they waited for work or were not running)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
+            |m| {
+                (0..m.num_workers())
+                    .map(|w| m.worker_total_busy_duration(w))
+                    .sum::<std::time::Duration>()
+                    .as_secs_f64()
+            },
         )?;
-        for (name, handle) in runtimes.iter() {
-            let m = handle.metrics();
-            let nanos = each(&m, &|w| m.worker_total_busy_duration(w).as_nanos() as u64);
-            ConstCounter::new(nanos as f64 / 1e9).encode(busy.encode_family(&RuntimeLabel {
-                runtime: name.clone(),
-            })?)?;
-        }
-        let mut parks = encoder.encode_descriptor(
+        encode_per_runtime(
+            &mut encoder,
+            &runtimes,
             "runtime_parks",
             "Times the runtime's threads went to sleep for want of work (each woken again for the next)",
-            None,
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (name, handle) in runtimes.iter() {
-            let m = handle.metrics();
-            let parked = each(&m, &|w| m.worker_park_count(w));
-            ConstCounter::new(parked).encode(parks.encode_family(&RuntimeLabel {
-                runtime: name.clone(),
-            })?)?;
-        }
-        Ok(())
+            |m| {
+                (0..m.num_workers())
+                    .map(|w| m.worker_park_count(w))
+                    .sum::<u64>()
+            },
+        )
     }
+}
+
+/// One counter, `name`, with a series per runtime of `value` read from its metrics.
+fn encode_per_runtime<N: prometheus_client::encoding::EncodeCounterValue>(
+    encoder: &mut DescriptorEncoder,
+    runtimes: &[(String, tokio::runtime::Handle)],
+    name: &str,
+    help: &str,
+    value: impl Fn(&tokio::runtime::RuntimeMetrics) -> N,
+) -> std::fmt::Result {
+    let mut counter = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (runtime, handle) in runtimes {
+        let label = RuntimeLabel {
+            runtime: runtime.clone(),
+        };
+        ConstCounter::new(value(&handle.metrics())).encode(counter.encode_family(&label)?)?;
+    }
+    Ok(())
 }
 
 /// How often [`watch_runtime_lag`] samples the runtime: a hundred wake-ups a second, nothing
