@@ -1295,6 +1295,9 @@ pub struct ServiceTimes {
     /// Each runtime's busy time and parks (empty from a service without them): a connection
     /// thread busy nearly all the time is saturated, even when its timers still fire on time.
     pub runtimes: Vec<RuntimeUse>,
+    /// Each of its threads' time on a CPU and waiting for one (empty from a service without
+    /// them): the store writer waiting is every acknowledgement waiting.
+    pub threads: Vec<ThreadUse>,
     /// How long the stretch was (zero for a single scrape).
     pub span: Duration,
 }
@@ -1313,27 +1316,70 @@ pub struct RuntimeUse {
 impl RuntimeUse {
     /// Every runtime in a scrape, in the order the scrape lists them.
     fn parse(scrape: &str) -> Vec<RuntimeUse> {
-        let value = |line: &str, metric: &str| -> Option<(String, String)> {
-            let rest = line.strip_prefix(metric)?.strip_prefix("{runtime=\"")?;
-            let (name, rest) = rest.split_once("\"} ")?;
-            Some((name.to_string(), rest.trim().to_string()))
-        };
         let mut runtimes: Vec<RuntimeUse> = Vec::new();
         for line in scrape.lines() {
-            if let Some((runtime, busy)) = value(line, "concierge_runtime_busy_seconds_total") {
+            if let Some((runtime, busy)) =
+                labelled(line, "concierge_runtime_busy_seconds_total", "runtime")
+            {
                 let Ok(busy) = busy.parse() else { continue };
                 runtimes.push(RuntimeUse {
-                    runtime,
+                    runtime: runtime.to_string(),
                     busy,
                     parks: 0,
                 });
-            } else if let Some((runtime, parks)) = value(line, "concierge_runtime_parks_total")
+            } else if let Some((runtime, parks)) =
+                labelled(line, "concierge_runtime_parks_total", "runtime")
                 && let Some(known) = runtimes.iter_mut().find(|r| r.runtime == runtime)
             {
                 known.parks = parks.parse().unwrap_or(0);
             }
         }
         runtimes
+    }
+}
+
+/// `metric{label="value"} number` split into `value` and `number`, for a series with that one
+/// label.
+fn labelled<'a>(line: &'a str, metric: &str, label: &str) -> Option<(&'a str, &'a str)> {
+    let rest = line.strip_prefix(metric)?.strip_prefix('{')?;
+    let rest = rest.strip_prefix(label)?.strip_prefix("=\"")?;
+    let (value, number) = rest.split_once("\"} ")?;
+    Some((value, number.trim()))
+}
+
+/// The service's threads of one name over a stretch of a run, from
+/// `concierge_thread_cpu_seconds_total` and `concierge_thread_wait_seconds_total`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadUse {
+    pub thread: String,
+    /// Seconds on a CPU.
+    pub cpu: f64,
+    /// Seconds ready to run and waiting for a CPU.
+    pub wait: f64,
+}
+
+impl ThreadUse {
+    /// Every thread name in a scrape, in the order the scrape lists them.
+    fn parse(scrape: &str) -> Vec<ThreadUse> {
+        let mut threads: Vec<ThreadUse> = Vec::new();
+        for line in scrape.lines() {
+            if let Some((thread, cpu)) =
+                labelled(line, "concierge_thread_cpu_seconds_total", "thread")
+            {
+                let Ok(cpu) = cpu.parse() else { continue };
+                threads.push(ThreadUse {
+                    thread: thread.to_string(),
+                    cpu,
+                    wait: 0.0,
+                });
+            } else if let Some((thread, wait)) =
+                labelled(line, "concierge_thread_wait_seconds_total", "thread")
+                && let Some(known) = threads.iter_mut().find(|t| t.thread == thread)
+            {
+                known.wait = wait.parse().unwrap_or(0.0);
+            }
+        }
+        threads
     }
 }
 
@@ -1345,6 +1391,7 @@ impl ServiceTimes {
             batches: Latencies::parse(scrape, BATCH_METRIC)?,
             lag: Latencies::parse(scrape, LAG_METRIC).unwrap_or_default(),
             runtimes: RuntimeUse::parse(scrape),
+            threads: ThreadUse::parse(scrape),
             span: Duration::ZERO,
         })
     }
@@ -1365,6 +1412,18 @@ impl ServiceTimes {
                         runtime: now.runtime.clone(),
                         busy: (now.busy - before.map_or(0.0, |r| r.busy)).max(0.0),
                         parks: now.parks.saturating_sub(before.map_or(0, |r| r.parks)),
+                    }
+                })
+                .collect(),
+            threads: self
+                .threads
+                .iter()
+                .map(|now| {
+                    let before = earlier.threads.iter().find(|t| t.thread == now.thread);
+                    ThreadUse {
+                        thread: now.thread.clone(),
+                        cpu: (now.cpu - before.map_or(0.0, |t| t.cpu)).max(0.0),
+                        wait: (now.wait - before.map_or(0.0, |t| t.wait)).max(0.0),
                     }
                 })
                 .collect(),
@@ -1390,17 +1449,58 @@ impl ServiceTimes {
                 None => self.runtimes.push(theirs.clone()),
             }
         }
+        for theirs in &other.threads {
+            match self.threads.iter_mut().find(|t| t.thread == theirs.thread) {
+                Some(mine) => {
+                    mine.cpu += theirs.cpu;
+                    mine.wait += theirs.wait;
+                }
+                None => self.threads.push(theirs.clone()),
+            }
+        }
         self.span += other.span;
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "/sms handler {}; log syncs {}; batches {}; runtime lag {}{}",
+            "/sms handler {}; log syncs {}; batches {}; runtime lag {}{}{}",
             self.handler.describe(),
             self.log_syncs.describe(),
             self.batches.describe(),
             self.lag.describe(),
-            self.describe_runtimes()
+            self.describe_runtimes(),
+            self.describe_threads()
+        )
+    }
+
+    /// `; threads on a CPU / waiting for one: conn-0 60 / 26 %, store-writer 25 / 26 %`: each
+    /// thread name on a CPU or waiting for one at least 1 % of the stretch; nothing when the
+    /// service exports no threads or the stretch has no length.
+    fn describe_threads(&self) -> String {
+        let span = self.span.as_secs_f64();
+        if span <= 0.0 {
+            return String::new();
+        }
+        let percent = |seconds: f64| seconds * 100.0 / span;
+        let threads = self
+            .threads
+            .iter()
+            .filter(|t| percent(t.cpu) >= 1.0 || percent(t.wait) >= 1.0)
+            .map(|t| {
+                format!(
+                    "{} {:.0} / {:.0} %",
+                    t.thread,
+                    percent(t.cpu),
+                    percent(t.wait)
+                )
+            })
+            .collect::<Vec<_>>();
+        if threads.is_empty() {
+            return String::new();
+        }
+        format!(
+            "; threads on a CPU / waiting for one: {}",
+            threads.join(", ")
         )
     }
 
@@ -1997,6 +2097,52 @@ mod tests {
         assert_eq!(two.describe_runtimes(), times.describe_runtimes());
         // A service without the metrics, or a single scrape, adds nothing.
         assert_eq!(ServiceTimes::default().describe_runtimes(), "");
+    }
+
+    /// Threads' CPU and wait times reach `load` through the service's scrape; a stretch tells
+    /// each thread's shares of it, leaving out the threads that hardly ran or waited.
+    #[test]
+    fn threads_cpu_and_wait_are_read_from_the_services_own_scrape() {
+        let scrape = "# TYPE concierge_thread_cpu_seconds counter\n\
+            concierge_thread_cpu_seconds_total{thread=\"conn-0\"} 2.5\n\
+            concierge_thread_cpu_seconds_total{thread=\"sled-io-0\"} 0.001\n\
+            concierge_thread_cpu_seconds_total{thread=\"store-writer\"} 1.0\n\
+            # TYPE concierge_thread_wait_seconds counter\n\
+            concierge_thread_wait_seconds_total{thread=\"conn-0\"} 1.25\n\
+            concierge_thread_wait_seconds_total{thread=\"sled-io-0\"} 0.002\n\
+            concierge_thread_wait_seconds_total{thread=\"store-writer\"} 0.75\n";
+        let later = ThreadUse::parse(scrape);
+        assert_eq!(later.len(), 3, "{later:?}");
+        assert_eq!(
+            later[2],
+            ThreadUse {
+                thread: "store-writer".into(),
+                cpu: 1.0,
+                wait: 0.75
+            }
+        );
+        let earlier = ServiceTimes {
+            threads: vec![ThreadUse {
+                thread: "conn-0".into(),
+                cpu: 1.9,
+                wait: 1.0,
+            }],
+            ..ServiceTimes::default()
+        };
+        let now = ServiceTimes {
+            threads: later,
+            ..ServiceTimes::default()
+        };
+        let stretch = now.since(&earlier, Duration::from_secs(4));
+        assert_eq!(
+            stretch.describe_threads(),
+            "; threads on a CPU / waiting for one: conn-0 15 / 6 %, store-writer 25 / 19 %"
+        );
+        let mut two = stretch.clone();
+        two.add(&stretch);
+        assert_eq!(two.describe_threads(), stretch.describe_threads());
+        assert_eq!(ServiceTimes::default().describe_threads(), "");
+        assert_eq!(now.describe_threads(), "", "a single scrape has no stretch");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | `concierge_store_batch_seconds` | the store writer's batches, whole |
 //! | `concierge_runtime_lag_seconds` | how late the request runtime wakes for a timer ([`watch_runtime_lag`]) |
 //! | `concierge_runtime_busy_seconds_total{runtime}`, `concierge_runtime_parks_total{runtime}` | each runtime's time spent running tasks, and how often its threads went to sleep ([`Metrics::watch_runtime`]) |
+//! | `concierge_thread_cpu_seconds_total{thread}`, `concierge_thread_wait_seconds_total{thread}` | each of the process's threads (by name): its time on a CPU, and its time ready to run but waiting for one (Linux, [`thread_times`]) |
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -65,6 +66,11 @@ pub struct QueueLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuntimeLabel {
     runtime: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadLabel {
+    thread: String,
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -134,39 +140,73 @@ struct Runtimes(std::sync::Mutex<Vec<(String, tokio::runtime::Handle)>>);
 impl Collector for Runtimes {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let runtimes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        encode_per_runtime(
+        let each = || {
+            runtimes.iter().map(|(runtime, handle)| {
+                let label = RuntimeLabel {
+                    runtime: runtime.clone(),
+                };
+                (label, handle.metrics())
+            })
+        };
+        encode_counters(
             &mut encoder,
-            &runtimes,
             "runtime_busy_seconds",
             "Time the runtime's threads spent running tasks (the rest they waited for work or were not running)",
-            |m| {
-                (0..m.num_workers())
+            each().map(|(label, m)| {
+                let busy = (0..m.num_workers())
                     .map(|w| m.worker_total_busy_duration(w))
-                    .sum::<std::time::Duration>()
-                    .as_secs_f64()
-            },
+                    .sum::<std::time::Duration>();
+                (label, busy.as_secs_f64())
+            }),
         )?;
-        encode_per_runtime(
+        encode_counters(
             &mut encoder,
-            &runtimes,
             "runtime_parks",
             "Times the runtime's threads went to sleep for want of work (each woken again for the next)",
-            |m| {
-                (0..m.num_workers())
-                    .map(|w| m.worker_park_count(w))
-                    .sum::<u64>()
-            },
+            each().map(|(label, m)| {
+                let parks = (0..m.num_workers()).map(|w| m.worker_park_count(w));
+                (label, parks.sum::<u64>())
+            }),
         )
     }
 }
 
-/// One counter, `name`, with a series per runtime of `value` read from its metrics.
-fn encode_per_runtime<N: prometheus_client::encoding::EncodeCounterValue>(
+/// The process's threads, read from `/proc` on each scrape ([`thread_times`]).
+#[derive(Debug, Default)]
+struct Threads;
+
+impl Collector for Threads {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let threads = thread_times();
+        let each = |value: fn(&ThreadTime) -> f64| {
+            threads.iter().map(move |(thread, time)| {
+                let label = ThreadLabel {
+                    thread: thread.clone(),
+                };
+                (label, value(time))
+            })
+        };
+        encode_counters(
+            &mut encoder,
+            "thread_cpu_seconds",
+            "Time the process's threads of this name spent on a CPU",
+            each(|t| t.cpu),
+        )?;
+        encode_counters(
+            &mut encoder,
+            "thread_wait_seconds",
+            "Time the process's threads of this name were ready to run but waited for a CPU (taken by other threads or processes)",
+            each(|t| t.wait),
+        )
+    }
+}
+
+/// One counter, `name`, with a series for each `(labels, value)`.
+fn encode_counters<L: EncodeLabelSet, N: prometheus_client::encoding::EncodeCounterValue>(
     encoder: &mut DescriptorEncoder,
-    runtimes: &[(String, tokio::runtime::Handle)],
     name: &str,
     help: &str,
-    value: impl Fn(&tokio::runtime::RuntimeMetrics) -> N,
+    series: impl Iterator<Item = (L, N)>,
 ) -> std::fmt::Result {
     let mut counter = encoder.encode_descriptor(
         name,
@@ -174,13 +214,61 @@ fn encode_per_runtime<N: prometheus_client::encoding::EncodeCounterValue>(
         None,
         prometheus_client::metrics::MetricType::Counter,
     )?;
-    for (runtime, handle) in runtimes {
-        let label = RuntimeLabel {
-            runtime: runtime.clone(),
-        };
-        ConstCounter::new(value(&handle.metrics())).encode(counter.encode_family(&label)?)?;
+    for (labels, value) in series {
+        ConstCounter::new(value).encode(counter.encode_family(&labels)?)?;
     }
     Ok(())
+}
+
+/// How long a thread (or the threads of one name, summed) has spent on a CPU and waiting for
+/// one, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ThreadTime {
+    pub cpu: f64,
+    pub wait: f64,
+}
+
+impl ThreadTime {
+    /// A `schedstat` file's line: nanoseconds on a CPU, nanoseconds runnable and waiting for
+    /// one, timeslices (`Documentation/scheduler/sched-stats.rst`).
+    fn parse(schedstat: &str) -> Option<ThreadTime> {
+        let mut fields = schedstat.split_ascii_whitespace();
+        let mut seconds = || Some(fields.next()?.parse::<u64>().ok()? as f64 / 1e9);
+        Some(ThreadTime {
+            cpu: seconds()?,
+            wait: seconds()?,
+        })
+    }
+}
+
+/// This process's threads by name (`/proc/self/task/*/comm`), with their times
+/// (`/proc/self/task/*/schedstat`); threads of the same name are summed, and a thread that
+/// ended since is gone. Empty without those files (not Linux, or a kernel without schedstats).
+///
+/// Why: a thread waiting for a CPU is invisible to its own clocks. On two CPUs under load the
+/// store writer, whose every batch each acknowledged message waits for, waited for a CPU as
+/// long as it ran (BENCHMARKS.md, SMS webhook step 65); so did the connection threads behind
+/// the load generator's. Steal (the host taking the VM's CPUs) shows in `/proc/stat`, not here.
+pub fn thread_times() -> std::collections::BTreeMap<String, ThreadTime> {
+    let mut threads = std::collections::BTreeMap::<String, ThreadTime>::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(schedstat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        if let Some(time) = ThreadTime::parse(&schedstat) {
+            let sum = threads.entry(name.trim_end().to_string()).or_default();
+            sum.cpu += time.cpu;
+            sum.wait += time.wait;
+        }
+    }
+    threads
 }
 
 /// How often [`watch_runtime_lag`] samples the runtime: a hundred wake-ups a second, nothing
@@ -325,6 +413,7 @@ impl Metrics {
         );
         let runtimes = std::sync::Arc::new(Runtimes::default());
         registry.register_collector(Box::new(runtimes.clone()));
+        registry.register_collector(Box::new(Threads));
         Metrics {
             registry,
             requests,
@@ -463,6 +552,60 @@ async fn scrape(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedstat_lines_are_read_in_seconds() {
+        let time = ThreadTime::parse("1239000000 1290500000 30418\n").unwrap();
+        assert_eq!(
+            time,
+            ThreadTime {
+                cpu: 1.239,
+                wait: 1.2905
+            }
+        );
+        assert_eq!(ThreadTime::parse(""), None);
+        assert_eq!(ThreadTime::parse("12 x 3"), None);
+    }
+
+    /// A named thread's CPU time is scraped under its name, while it runs (Linux).
+    #[test]
+    fn a_threads_cpu_time_is_exported_by_name() {
+        if !std::path::Path::new("/proc/self/task").exists() {
+            return;
+        }
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let (spun, spinning) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("metrics-spin".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                while started.elapsed() < std::time::Duration::from_millis(60) {
+                    std::hint::spin_loop();
+                }
+                spun.send(()).unwrap();
+                let _ = stop.recv();
+            })
+            .unwrap();
+        spinning.recv().unwrap();
+        let scrape = Metrics::new().render(&Snapshot::default());
+        done.send(()).unwrap();
+        thread.join().unwrap();
+        let value = |metric: &str| -> f64 {
+            let prefix = format!("{metric}{{thread=\"metrics-spin\"}} ");
+            scrape
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{scrape}"))
+                .parse()
+                .unwrap()
+        };
+        // 60 ms of spinning is on a CPU or waiting for one (other tests run beside it).
+        let (cpu, wait) = (
+            value("concierge_thread_cpu_seconds_total"),
+            value("concierge_thread_wait_seconds_total"),
+        );
+        assert!(cpu + wait >= 0.055 && cpu > 0.0, "cpu {cpu} wait {wait}");
+    }
 
     /// A thread held by a blocking call shows as lag: the watcher's next wake-up is late by
     /// about as long. (Read back as `load` reads it.)

@@ -174,7 +174,8 @@ fn runs_go_back_to_back_against_one_service() {
         .count();
     assert_eq!(waits, 3, "each run's, then the whole's: {stdout}");
     // Each run's own timeline: one second each, with the machine's CPUs in that second and the
-    // service's times, its connection threads' busy shares among them.
+    // service's times, its connection threads' busy shares and its threads' CPU and wait among
+    // them.
     let seconds: Vec<&str> = stdout
         .lines()
         .filter(|l| l.contains("second   1:"))
@@ -184,6 +185,13 @@ fn runs_go_back_to_back_against_one_service() {
         if cfg!(target_os = "linux") {
             assert!(line.contains("  | CPUs busy "), "{line}");
             assert!(line.contains(" %, steal "), "{line}");
+            // Each busy thread's time on a CPU and waiting for one, the store writer's among
+            // them (it ran every message's batch).
+            assert!(
+                line.contains("; threads on a CPU / waiting for one: "),
+                "{line}"
+            );
+            assert!(line.contains("store-writer "), "{line}");
         }
         assert!(line.contains("  | /sms handler "), "{line}");
         assert!(line.contains("; busy accept "), "{line}");

@@ -110,6 +110,18 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
     };
     assert!(threads("concierge_runtime_busy_seconds_total") > 0.0);
     assert!(threads("concierge_runtime_parks_total") >= 1.0);
+    // Each thread by name, from /proc (Linux): the store writer ran the messages' batches.
+    if std::path::Path::new("/proc/self/task").exists() {
+        for thread in ["store-writer", "conn-0", "conn-1"] {
+            let cpu = value(&format!(
+                "concierge_thread_cpu_seconds_total{{thread=\"{thread}\"}}"
+            ));
+            let wait = value(&format!(
+                "concierge_thread_wait_seconds_total{{thread=\"{thread}\"}}"
+            ));
+            assert!(cpu > 0.0 && wait >= 0.0, "{thread}: cpu {cpu}, wait {wait}");
+        }
+    }
     assert!(!text.contains(token), "a token leaked into a label");
     assert_eq!(value(r#"concierge_messages_total{channel="web"}"#), 3.0);
     assert_eq!(
