@@ -220,6 +220,19 @@ fn encode_counters<L: EncodeLabelSet, N: prometheus_client::encoding::EncodeCoun
     Ok(())
 }
 
+/// A thread's name as a label value: names are set by whoever starts a thread (the main
+/// thread's is the executable's), so only letters, digits, `-`, `_` and `.` are kept, the rest
+/// made `_`.
+fn thread_label(comm: &str) -> String {
+    comm.trim_end()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' | '.' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
 /// How long a thread (or the threads of one name, summed) has spent on a CPU and waiting for
 /// one, in seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -263,7 +276,7 @@ pub fn thread_times() -> std::collections::BTreeMap<String, ThreadTime> {
             continue;
         };
         if let Some(time) = ThreadTime::parse(&schedstat) {
-            let sum = threads.entry(name.trim_end().to_string()).or_default();
+            let sum = threads.entry(thread_label(&name)).or_default();
             sum.cpu += time.cpu;
             sum.wait += time.wait;
         }
@@ -565,6 +578,13 @@ mod tests {
         );
         assert_eq!(ThreadTime::parse(""), None);
         assert_eq!(ThreadTime::parse("12 x 3"), None);
+    }
+
+    #[test]
+    fn thread_names_become_safe_label_values() {
+        assert_eq!(thread_label("store-writer\n"), "store-writer");
+        assert_eq!(thread_label("tokio-runtime-w"), "tokio-runtime-w");
+        assert_eq!(thread_label("a \"b\"\\{c}"), "a__b___c_");
     }
 
     /// A named thread's CPU time is scraped under its name, while it runs (Linux).
