@@ -155,14 +155,21 @@ fn units(c: char, encoding: Encoding) -> usize {
 /// errs on the short side when only part of a UCS-2 text needs UCS-2.
 pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
     let max_segments = max_segments.max(1);
-    if count(text).segments <= max_segments {
+    let whole = count(text);
+    if whole.segments <= max_segments {
         return vec![text.to_string()];
     }
+    // Plain text, every byte one septet (ASCII, in GSM-7, no extension character), is the
+    // common case of a long reply (a list of sessions); its pages are found without reading it
+    // character by character ([`scan_plain`]). So is any part of it, trimmed or not.
+    let plain = whole.encoding == Encoding::Gsm7 && whole.units == text.len() && text.is_ascii();
     let text = text.trim();
     // The text still to send is UCS-2 while it starts before the end of the last character
     // outside GSM-7 (the rest is always a suffix of `text`).
     let ascii = text.is_ascii();
-    let ucs2_until = if ascii {
+    let ucs2_until = if plain {
+        0
+    } else if ascii {
         text.bytes()
             .rposition(|b| GSM_ASCII[usize::from(b)] == 0)
             .map_or(0, |i| i + 1)
@@ -190,7 +197,9 @@ pub fn paginate(text: &str, max_segments: usize, more: &str) -> Vec<String> {
             mut cut,
             last_newline,
             last_space,
-        } = if ascii {
+        } = if plain {
+            scan_plain(rest.as_bytes(), budget, capacity)
+        } else if ascii {
             let bytes = rest.bytes().enumerate();
             scan(
                 bytes.map(|(i, b)| (i, char::from(b))),
@@ -234,6 +243,20 @@ struct Scan {
     cut: usize,
     last_newline: Option<usize>,
     last_space: Option<usize>,
+}
+
+/// [`scan`] of text whose every byte is one septet: the prefix within `budget` is that many
+/// bytes, and its last line end and space are found by `memrchr`.
+fn scan_plain(bytes: &[u8], budget: usize, capacity: usize) -> Scan {
+    let cut = bytes.len().min(budget);
+    // A line end or space at the very start is no place to break (as in `scan`).
+    let last = |b: u8| memchr::memrchr(b, &bytes[..cut]).filter(|&i| i > 0);
+    Scan {
+        fits: bytes.len() <= capacity,
+        cut,
+        last_newline: last(b'\n'),
+        last_space: last(b' '),
+    }
 }
 
 /// Reads `chars` (with their byte offsets) as far as a page can reach; `units` counts each.
@@ -429,10 +452,12 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        for round in 0..3_000 {
+        for round in 0..4_000 {
             let words = next(400);
-            // A third of the texts are ASCII only (read byte by byte).
-            let ascii_only = round % 3 == 0;
+            // A quarter of the texts are ASCII only (read byte by byte), and a quarter plain:
+            // ASCII without extension characters (every byte one septet, read by `memrchr`).
+            let plain = round % 4 == 1;
+            let ascii_only = round % 4 == 0 || plain;
             let other_until = if ascii_only { 0 } else { next(words + 1) };
             let mut text = String::new();
             for w in 0..words {
@@ -442,7 +467,10 @@ mod tests {
                     GSM
                 };
                 let piece = pieces[next(pieces.len())];
-                text.push_str(if ascii_only && !piece.is_ascii() {
+                let extended = |p: &str| p.contains(|c| GSM_EXTENSION.contains(c));
+                text.push_str(if plain && (!piece.is_ascii() || extended(piece)) {
+                    "plain"
+                } else if ascii_only && !piece.is_ascii() {
                     "{ascii}"
                 } else {
                     piece

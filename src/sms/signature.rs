@@ -58,27 +58,44 @@ fn keyed(auth_token: &str) -> Hmac<Sha1> {
 /// Twilio's SDKs do).
 fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> {
     // Each name's first eight bytes as a big-endian number (zero-padded) orders names as their
-    // bytes do wherever the eight differ, which is almost always: one comparison of integers
-    // instead of a `memcmp`, and the full comparison only on a tie.
+    // bytes do wherever the eight differ, which is almost always. So the sort moves 16-byte keys,
+    // that number above the parameter's index, and compares integers; only runs of names that
+    // tie on their first eight bytes are then sorted by their full names and values. (Sorting
+    // the parameters themselves, 40 bytes each, by the number and a comparison on a tie cost
+    // about 2,900 instructions a webhook request of 19 parameters: SMS webhook step 65.)
     let prefix = |name: &str| {
         let mut eight = [0u8; 8];
         let n = name.len().min(8);
         eight[..n].copy_from_slice(&name.as_bytes()[..n]);
         u64::from_be_bytes(eight)
     };
-    let mut keyed: Vec<(u64, &str, &str)> = params
+    let mut keys: Vec<u128> = params
         .iter()
-        .map(|(name, value)| (prefix(name.as_ref()), name.as_ref(), value.as_ref()))
+        .enumerate()
+        .map(|(i, (name, _))| u128::from(prefix(name.as_ref())) << 64 | i as u128)
         .collect();
-    keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| a.1.as_bytes().cmp(b.1.as_bytes()))
-            .then_with(|| a.2.as_bytes().cmp(b.2.as_bytes()))
-    });
-    keyed
-        .into_iter()
-        .map(|(_, name, value)| (name, value))
-        .collect()
+    keys.sort_unstable();
+    let mut out: Vec<(&str, &str)> = keys
+        .iter()
+        .map(|&key| {
+            let (name, value) = &params[key as u64 as usize];
+            (name.as_ref(), value.as_ref())
+        })
+        .collect();
+    let mut start = 0;
+    while start < keys.len() {
+        let tied = keys[start..]
+            .iter()
+            .take_while(|&&k| k >> 64 == keys[start] >> 64)
+            .count();
+        if tied > 1 {
+            out[start..start + tied].sort_unstable_by(|a, b| {
+                (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()))
+            });
+        }
+        start += tied;
+    }
+    out
 }
 
 /// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
