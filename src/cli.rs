@@ -1051,19 +1051,25 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
                 .map(|n| ("CONCIERGE_WORKERS", n))
                 .into_iter()
                 .collect();
-            let (guard, base, target) = load::spawn_service(&scratch, &env)?;
+            let (guard, base, target) = load::start_healthy(
+                || load::spawn_service(&scratch, &env),
+                Duration::from_secs(30),
+            )
+            .await?;
             (Some(guard), base, target)
         }
     };
-    load::wait_healthy(&base, Duration::from_secs(30)).await?;
+    if guard.is_none() {
+        load::wait_for(&base, Duration::from_secs(30)).await?;
+    }
     let pid = guard.as_ref().map(|g| g.0.id());
     let (measured, baseline) = if args.no_baseline {
         (drive_runs(&args, &target, &plan, pid).await?, None)
     } else {
         // Both servers run side by side (the one not driven is idle), measured in alternating
         // rounds so the machine's drifts in speed fall on both.
-        let (baseline_guard, baseline_base) = load::spawn_baseline(workers)?;
-        load::wait_healthy(&baseline_base, Duration::from_secs(30)).await?;
+        let (baseline_guard, baseline_base, ()) =
+            load::start_healthy(|| load::spawn_baseline(workers), Duration::from_secs(30)).await?;
         let baseline_target = load::Target {
             url: format!("{baseline_base}/sms"),
             metrics: None,

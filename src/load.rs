@@ -1760,6 +1760,7 @@ pub fn flush_latency(dir: &Path, rounds: usize) -> Result<FlushLatency> {
 }
 
 /// A child process killed when dropped.
+#[derive(Debug)]
 pub struct ChildGuard(pub Child);
 
 impl Drop for ChildGuard {
@@ -1776,14 +1777,59 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Waits until `GET base/healthz` answers 200.
-pub async fn wait_healthy(base: &str, within: Duration) -> Result<()> {
+/// How many times `load` starts a server of its own on fresh ports, when one exits before it is
+/// healthy. A port found free ([`free_port`]) can be taken before the server binds it: by a
+/// connection's ephemeral port, or another test's server (seen once in CI: "Address already in
+/// use").
+const START_ATTEMPTS: usize = 5;
+
+/// Starts a server with `spawn` (which picks its ports) and waits until `GET base/healthz`
+/// answers 200; a server that exits first is started again on new ports, up to
+/// [`START_ATTEMPTS`] times.
+pub async fn start_healthy<T>(
+    mut spawn: impl FnMut() -> Result<(ChildGuard, String, T)>,
+    within: Duration,
+) -> Result<(ChildGuard, String, T)> {
+    let mut exits = Vec::new();
+    for _ in 0..START_ATTEMPTS {
+        let (mut guard, base, started) = spawn()?;
+        match wait_healthy(Some(&mut guard), &base, within).await? {
+            None => return Ok((guard, base, started)),
+            Some(status) => exits.push(format!("{base}: {status}")),
+        }
+    }
+    bail!(
+        "the server exited before it was healthy, {START_ATTEMPTS} times ({})",
+        exits.join("; ")
+    )
+}
+
+/// Waits until a running service's `GET base/healthz` answers 200.
+pub async fn wait_for(base: &str, within: Duration) -> Result<()> {
+    wait_healthy(None, base, within).await.map(drop)
+}
+
+/// Waits until `GET base/healthz` answers 200 while `guard`'s process (if any) runs (`None`),
+/// or until it exits (`Some` of its status). A server that cannot bind its port exits at once,
+/// so one still running after the answer is the one that answered.
+async fn wait_healthy(
+    mut guard: Option<&mut ChildGuard>,
+    base: &str,
+    within: Duration,
+) -> Result<Option<std::process::ExitStatus>> {
     let start = Instant::now();
+    let exited = |guard: &mut Option<&mut ChildGuard>| match guard {
+        Some(guard) => guard.0.try_wait(),
+        None => Ok(None),
+    };
     loop {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Some(status) = exited(&mut guard)? {
+            return Ok(Some(status));
+        }
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status().is_success()
+        {
+            return Ok(exited(&mut guard)?);
         }
         if start.elapsed() > within {
             bail!("{base} did not become healthy within {within:?}");
@@ -1835,7 +1881,7 @@ pub fn spawn_service(
 }
 
 /// Starts the baseline (`concierge load-baseline`) on a free port.
-pub fn spawn_baseline(workers: Option<usize>) -> Result<(ChildGuard, String)> {
+pub fn spawn_baseline(workers: Option<usize>) -> Result<(ChildGuard, String, ())> {
     let port = free_port()?;
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
@@ -1847,7 +1893,7 @@ pub fn spawn_baseline(workers: Option<usize>) -> Result<(ChildGuard, String)> {
         .stdout(Stdio::null())
         .spawn()
         .context("cannot start the baseline server")?;
-    Ok((ChildGuard(child), format!("http://127.0.0.1:{port}")))
+    Ok((ChildGuard(child), format!("http://127.0.0.1:{port}"), ()))
 }
 
 /// The baseline: a trivial axum handler answering a fixed TwiML string.
@@ -2331,6 +2377,47 @@ mod tests {
             push_length(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
+    }
+
+    /// A server that exits before it is healthy (its port taken) is started again, up to
+    /// [`START_ATTEMPTS`] times; one that answers while it runs is kept.
+    #[tokio::test]
+    async fn a_server_that_exits_before_it_is_healthy_is_started_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let healthy = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let process = |program: &str, args: &[&str]| {
+            ChildGuard(Command::new(program).args(args).spawn().unwrap())
+        };
+        // Twice a process that exits at once, then one that runs: the third is kept.
+        let mut attempts = 0;
+        let (mut guard, base, n) = start_healthy(
+            || {
+                attempts += 1;
+                let child = if attempts < 3 {
+                    process("false", &[])
+                } else {
+                    process("sleep", &["30"])
+                };
+                Ok((child, healthy.clone(), attempts))
+            },
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!((n, base.as_str()), (3, healthy.as_str()));
+        assert!(guard.0.try_wait().unwrap().is_none(), "the kept one runs");
+        // Every attempt exits: an error naming each exit.
+        let err = start_healthy(
+            || Ok((process("false", &[]), healthy.clone(), ())),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("5 times"), "{err}");
+        assert_eq!(err.matches("exit status: 1").count(), 5, "{err}");
     }
 
     #[test]
