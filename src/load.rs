@@ -1316,26 +1316,61 @@ pub struct RuntimeUse {
 impl RuntimeUse {
     /// Every runtime in a scrape, in the order the scrape lists them.
     fn parse(scrape: &str) -> Vec<RuntimeUse> {
-        let mut runtimes: Vec<RuntimeUse> = Vec::new();
-        for line in scrape.lines() {
-            if let Some((runtime, busy)) =
-                labelled(line, "concierge_runtime_busy_seconds_total", "runtime")
-            {
-                let Ok(busy) = busy.parse() else { continue };
-                runtimes.push(RuntimeUse {
-                    runtime: runtime.to_string(),
-                    busy,
-                    parks: 0,
-                });
-            } else if let Some((runtime, parks)) =
-                labelled(line, "concierge_runtime_parks_total", "runtime")
-                && let Some(known) = runtimes.iter_mut().find(|r| r.runtime == runtime)
-            {
-                known.parks = parks.parse().unwrap_or(0);
-            }
-        }
-        runtimes
+        let metrics = (
+            "concierge_runtime_busy_seconds_total",
+            "concierge_runtime_parks_total",
+        );
+        paired_series(scrape, "runtime", metrics)
+            .into_iter()
+            .map(|(runtime, busy, parks)| RuntimeUse {
+                runtime: runtime.to_string(),
+                busy,
+                parks: parks.and_then(|p| p.parse().ok()).unwrap_or(0),
+            })
+            .collect()
     }
+}
+
+impl PerName for RuntimeUse {
+    fn name(&self) -> &str {
+        &self.runtime
+    }
+
+    fn since(&self, before: Option<&RuntimeUse>) -> RuntimeUse {
+        RuntimeUse {
+            runtime: self.runtime.clone(),
+            busy: (self.busy - before.map_or(0.0, |r| r.busy)).max(0.0),
+            parks: self.parks.saturating_sub(before.map_or(0, |r| r.parks)),
+        }
+    }
+
+    fn add(&mut self, other: &RuntimeUse) {
+        self.busy += other.busy;
+        self.parks += other.parks;
+    }
+}
+
+/// The series of two counters with one label, `(first, second)`, by label value in the order the
+/// scrape lists the first: the value, the first's number, and the second's text if it has one
+/// for that value. A first whose number does not parse is left out.
+fn paired_series<'a>(
+    scrape: &'a str,
+    label: &str,
+    (first, second): (&str, &str),
+) -> Vec<(&'a str, f64, Option<&'a str>)> {
+    let mut series: Vec<(&str, f64, Option<&str>)> = Vec::new();
+    for line in scrape.lines() {
+        if let Some((value, number)) = labelled(line, first, label) {
+            if let Ok(number) = number.parse() {
+                series.push((value, number, None));
+            }
+        } else if let Some((value, number)) = labelled(line, second, label)
+            && let Some(known) = series.iter_mut().find(|s| s.0 == value)
+        {
+            known.2 = Some(number);
+        }
+    }
+    series
 }
 
 /// `metric{label="value"} number` split into `value` and `number`, for a series with that one
@@ -1361,25 +1396,63 @@ pub struct ThreadUse {
 impl ThreadUse {
     /// Every thread name in a scrape, in the order the scrape lists them.
     fn parse(scrape: &str) -> Vec<ThreadUse> {
-        let mut threads: Vec<ThreadUse> = Vec::new();
-        for line in scrape.lines() {
-            if let Some((thread, cpu)) =
-                labelled(line, "concierge_thread_cpu_seconds_total", "thread")
-            {
-                let Ok(cpu) = cpu.parse() else { continue };
-                threads.push(ThreadUse {
-                    thread: thread.to_string(),
-                    cpu,
-                    wait: 0.0,
-                });
-            } else if let Some((thread, wait)) =
-                labelled(line, "concierge_thread_wait_seconds_total", "thread")
-                && let Some(known) = threads.iter_mut().find(|t| t.thread == thread)
-            {
-                known.wait = wait.parse().unwrap_or(0.0);
-            }
+        let metrics = (
+            "concierge_thread_cpu_seconds_total",
+            "concierge_thread_wait_seconds_total",
+        );
+        paired_series(scrape, "thread", metrics)
+            .into_iter()
+            .map(|(thread, cpu, wait)| ThreadUse {
+                thread: thread.to_string(),
+                cpu,
+                wait: wait.and_then(|w| w.parse().ok()).unwrap_or(0.0),
+            })
+            .collect()
+    }
+}
+
+impl PerName for ThreadUse {
+    fn name(&self) -> &str {
+        &self.thread
+    }
+
+    fn since(&self, before: Option<&ThreadUse>) -> ThreadUse {
+        ThreadUse {
+            thread: self.thread.clone(),
+            cpu: (self.cpu - before.map_or(0.0, |t| t.cpu)).max(0.0),
+            wait: (self.wait - before.map_or(0.0, |t| t.wait)).max(0.0),
         }
-        threads
+    }
+
+    fn add(&mut self, other: &ThreadUse) {
+        self.cpu += other.cpu;
+        self.wait += other.wait;
+    }
+}
+
+/// Counters of one runtime or thread name, read from successive scrapes: how much between two,
+/// and summed over stretches.
+trait PerName: Clone {
+    fn name(&self) -> &str;
+    /// Since `before` (the same name's earlier reading, if there was one).
+    fn since(&self, before: Option<&Self>) -> Self;
+    fn add(&mut self, other: &Self);
+}
+
+/// Each of `now` since the reading of its name in `earlier`.
+fn each_since<T: PerName>(now: &[T], earlier: &[T]) -> Vec<T> {
+    now.iter()
+        .map(|n| n.since(earlier.iter().find(|e| e.name() == n.name())))
+        .collect()
+}
+
+/// Adds each of `theirs` to `mine`'s of its name, or keeps it beside them.
+fn add_each<T: PerName>(mine: &mut Vec<T>, theirs: &[T]) {
+    for t in theirs {
+        match mine.iter_mut().find(|m| m.name() == t.name()) {
+            Some(m) => m.add(t),
+            None => mine.push(t.clone()),
+        }
     }
 }
 
@@ -1403,30 +1476,8 @@ impl ServiceTimes {
             log_syncs: self.log_syncs.since(&earlier.log_syncs),
             batches: self.batches.since(&earlier.batches),
             lag: self.lag.since(&earlier.lag),
-            runtimes: self
-                .runtimes
-                .iter()
-                .map(|now| {
-                    let before = earlier.runtimes.iter().find(|r| r.runtime == now.runtime);
-                    RuntimeUse {
-                        runtime: now.runtime.clone(),
-                        busy: (now.busy - before.map_or(0.0, |r| r.busy)).max(0.0),
-                        parks: now.parks.saturating_sub(before.map_or(0, |r| r.parks)),
-                    }
-                })
-                .collect(),
-            threads: self
-                .threads
-                .iter()
-                .map(|now| {
-                    let before = earlier.threads.iter().find(|t| t.thread == now.thread);
-                    ThreadUse {
-                        thread: now.thread.clone(),
-                        cpu: (now.cpu - before.map_or(0.0, |t| t.cpu)).max(0.0),
-                        wait: (now.wait - before.map_or(0.0, |t| t.wait)).max(0.0),
-                    }
-                })
-                .collect(),
+            runtimes: each_since(&self.runtimes, &earlier.runtimes),
+            threads: each_since(&self.threads, &earlier.threads),
             span,
         }
     }
@@ -1436,28 +1487,8 @@ impl ServiceTimes {
         self.log_syncs.add(&other.log_syncs);
         self.batches.add(&other.batches);
         self.lag.add(&other.lag);
-        for theirs in &other.runtimes {
-            match self
-                .runtimes
-                .iter_mut()
-                .find(|r| r.runtime == theirs.runtime)
-            {
-                Some(mine) => {
-                    mine.busy += theirs.busy;
-                    mine.parks += theirs.parks;
-                }
-                None => self.runtimes.push(theirs.clone()),
-            }
-        }
-        for theirs in &other.threads {
-            match self.threads.iter_mut().find(|t| t.thread == theirs.thread) {
-                Some(mine) => {
-                    mine.cpu += theirs.cpu;
-                    mine.wait += theirs.wait;
-                }
-                None => self.threads.push(theirs.clone()),
-            }
-        }
+        add_each(&mut self.runtimes, &other.runtimes);
+        add_each(&mut self.threads, &other.threads);
         self.span += other.span;
     }
 

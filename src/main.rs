@@ -27,6 +27,26 @@ fn plain(align: usize, size: usize) -> bool {
     align <= WORD_ALIGNED && align <= size
 }
 
+/// A block for `layout` from `plain` (size) where [`plain`] says it is aligned enough, else from
+/// `aligned` (size, alignment).
+///
+/// # Safety
+/// `layout` has a non-zero size, and the two are mimalloc's matching entry points.
+unsafe fn allocate(
+    layout: std::alloc::Layout,
+    plain_entry: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
+    aligned_entry: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
+) -> *mut u8 {
+    // SAFETY: as the caller promises.
+    unsafe {
+        if plain(layout.align(), layout.size()) {
+            plain_entry(layout.size()).cast()
+        } else {
+            aligned_entry(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: each method hands mimalloc's C allocator the layout's size (and its alignment, unless
 // `plain` says every block is aligned that well), as `GlobalAlloc` requires; `mi_free` and
 // `mi_realloc` take blocks from either kind of call.
@@ -34,22 +54,22 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: as above.
         unsafe {
-            if plain(layout.align(), layout.size()) {
-                libmimalloc_sys::mi_malloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
+            allocate(
+                layout,
+                libmimalloc_sys::mi_malloc,
+                libmimalloc_sys::mi_malloc_aligned,
+            )
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         // SAFETY: as above.
         unsafe {
-            if plain(layout.align(), layout.size()) {
-                libmimalloc_sys::mi_zalloc(layout.size()).cast()
-            } else {
-                libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
+            allocate(
+                layout,
+                libmimalloc_sys::mi_zalloc,
+                libmimalloc_sys::mi_zalloc_aligned,
+            )
         }
     }
 
