@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod notices;
 pub mod outbound;
 pub mod routing;
+pub mod sched;
 pub mod sms;
 pub mod state;
 pub mod store;

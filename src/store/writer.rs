@@ -14,7 +14,9 @@
 //! with plain inserts, and answers everyone. sled is flushed only at a checkpoint (when someone
 //! needs it durable, or the log has grown), after which the log starts over. Under load a batch
 //! grows by itself, because changes queue while the previous batch is written; at rest a batch
-//! is one change and nobody waits for a timer.
+//! is one change and nobody waits for a timer. The thread asks the kernel for a short time
+//! slice ([`crate::sched`]), so that it runs as soon as it wakes instead of queueing behind the
+//! connection threads that wait for it.
 //!
 //! Invariants:
 //! - A change is answered only after its batch's log record is synced and applied to the
@@ -358,7 +360,13 @@ impl Writer {
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || state.run(&queue))?;
+            .spawn(move || {
+                // Every acknowledgement waits for this thread: it should run as soon as it wakes,
+                // not queue behind the connection threads (`crate::sched`).
+                let slice = crate::sched::request_slice(crate::sched::PROMPT_SLICE_NS);
+                tracing::debug!(?slice, "the store's writer asked for a short time slice");
+                state.run(&queue)
+            })?;
         Ok(Writer {
             jobs: Some(jobs),
             thread: Some(thread),
