@@ -11,10 +11,9 @@
 //! own slice (`sched_setattr` with `sched_runtime`, 0.1 to 100 ms, no privilege needed): a
 //! shorter slice means an earlier deadline, so the thread preempts a running one when it wakes,
 //! and runs for less before it is preempted in turn. It does not raise the thread's share of the
-//! CPU (that is its weight, from nice). This is the use the kernel's documentation gives
-//! (`Documentation/scheduler/sched-eevdf.rst`): latency-sensitive tasks with short bursts of
-//! work. Older kernels ignore the request (they report no slice), other systems have no such
-//! call; either way nothing else changes.
+//! CPU (that is its weight, from nice): custom slices were added for latency-sensitive tasks
+//! with short bursts of work, which the writer is. Older kernels report no slice and the
+//! request is not made; other systems have no such call; either way nothing else changes.
 
 /// The slice the store's writer asks for: the kernel's least (a batch's work is ~0.1-0.2 ms of
 /// CPU under load, BENCHMARKS.md).
