@@ -1814,6 +1814,10 @@ pub fn free_port() -> Result<u16> {
 /// use").
 const START_ATTEMPTS: usize = 5;
 
+/// How long a started server must go on running after `/healthz` answers to be the one that
+/// answered ([`wait_healthy`]).
+const EXIT_GRACE: Duration = Duration::from_millis(200);
+
 /// Starts a server with `spawn` (which picks its ports) and waits until `GET base/healthz`
 /// answers 200; a server that exits first is started again on new ports, up to
 /// [`START_ATTEMPTS`] times.
@@ -1842,7 +1846,8 @@ pub async fn wait_for(base: &str, within: Duration) -> Result<()> {
 
 /// Waits until `GET base/healthz` answers 200 while `guard`'s process (if any) runs (`None`),
 /// or until it exits (`Some` of its status). A server that cannot bind its port exits at once,
-/// so one still running after the answer is the one that answered.
+/// so one still running [`EXIT_GRACE`] after the answer is the one that answered (another
+/// process may hold the port; on a loaded machine an answer can come before the exit).
 async fn wait_healthy(
     mut guard: Option<&mut ChildGuard>,
     base: &str,
@@ -1860,6 +1865,9 @@ async fn wait_healthy(
         if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
             && r.status().is_success()
         {
+            if guard.is_some() {
+                tokio::time::sleep(EXIT_GRACE).await;
+            }
             return Ok(exited(&mut guard)?);
         }
         if start.elapsed() > within {

@@ -155,6 +155,83 @@ fn matcher_cases() {
     assert_eq!(c.confidence, 1.0);
 }
 
+/// A `keywords.none` word rules its intent out wherever it stands, inside a longer phrase of
+/// another intent too, and an explanation names it; without the word the intent wins.
+#[test]
+fn a_none_keyword_rules_its_intent_out_wherever_it_stands() {
+    let text = r#"
+[[intent]]
+name = "fallback"
+response.reply.en = "sorry"
+
+[[intent]]
+name = "wifi"
+response.reply.en = "The network is concierge-guest."
+keywords.any = ["wifi", "trainees"]
+keywords.none = ["password reset", "train"]
+
+[[intent]]
+name = "reset"
+priority = 10
+response.reply.en = "Ask at the desk."
+phrases.en = ["password reset desk"]
+"#;
+    let defs = parse_files(&[("f.toml".to_string(), text.to_string())]).unwrap();
+    let matcher = Matcher::compile(&defs, None).unwrap();
+    assert_eq!(&*matcher.classify("wifi").intent, "wifi");
+    assert_eq!(&*matcher.classify("the wifi").intent, "wifi");
+    for message in [
+        "wifi on the train",
+        "wifi password reset",
+        // The none phrase sits inside a longer phrase the automaton finds instead.
+        "wifi password reset desk",
+    ] {
+        let explained = matcher.explain(message);
+        assert_ne!(&*explained.intent, "wifi", "{message:?}");
+        let explain = explained.explain.unwrap();
+        assert!(
+            explain.ruled_out.iter().any(|(intent, _)| intent == "wifi"),
+            "{message:?}: {:?}",
+            explain.ruled_out
+        );
+    }
+    let explain = matcher.explain("wifi on the train").explain.unwrap();
+    assert_eq!(
+        explain.ruled_out,
+        [("wifi".to_string(), "train".to_string())]
+    );
+    let explain = matcher.explain("wifi password reset").explain.unwrap();
+    assert_eq!(
+        explain.ruled_out,
+        [("wifi".to_string(), "password reset".to_string())]
+    );
+    // A word that only contains a none word does not rule the intent out.
+    assert_eq!(&*matcher.classify("wifi trainees").intent, "wifi");
+}
+
+/// The language of a message no phrase decided: marker words of each language are counted
+/// (some are markers of both), and Spanish punctuation counts for Spanish.
+#[test]
+fn the_language_is_guessed_from_marker_words() {
+    let matcher = shipped(&demo());
+    let cases = [
+        ("asdf qwerty", concierge::intents::Lang::En, false),
+        ("donde esta la sala", concierge::intents::Lang::Es, true),
+        ("where is the room", concierge::intents::Lang::En, true),
+        ("¿asdf?", concierge::intents::Lang::Es, true),
+        // One marker each: a tie, read as English but not known.
+        ("para with", concierge::intents::Lang::En, false),
+    ];
+    for (message, language, known) in cases {
+        let c = matcher.classify(message);
+        assert_eq!(
+            (c.language, c.language_known),
+            (language, known),
+            "{message:?}"
+        );
+    }
+}
+
 #[test]
 fn very_long_input_is_handled() {
     let matcher = shipped(&demo());

@@ -102,6 +102,22 @@ async fn a_scrape_names_every_metric_with_the_right_counts() {
         value(r#"concierge_http_requests_total{route="unmatched",method="GET",status="404"}"#),
         1.0
     );
+    // Each request's latency is in its route's histogram, every request counted once.
+    let routes_requests = |route: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("concierge_http_requests_total{{route=\"{route}\"")))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    for route in ["/chat/messages", "unmatched"] {
+        assert_eq!(
+            value(&format!(
+                "concierge_http_request_duration_seconds_count{{route=\"{route}\"}}"
+            )),
+            routes_requests(route),
+            "{route}"
+        );
+    }
     // The connection threads answered the requests: busy for some time, asleep in between.
     let threads = |metric: &str| {
         (0..2)

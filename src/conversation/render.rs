@@ -91,8 +91,15 @@ pub fn write_line(
     today: Date,
     lang: Lang,
 ) {
-    use std::fmt::Write;
-    let _ = write!(out, "{n}) ");
+    // Lists are numbered from 1 and short: a digit is pushed, not formatted.
+    match u8::try_from(n) {
+        Ok(digit @ 0..=9) => out.push(char::from(b'0' + digit)),
+        _ => {
+            use std::fmt::Write;
+            let _ = write!(out, "{n}");
+        }
+    }
+    out.push_str(") ");
     write_clock(out, agenda, s.start, today, lang);
     if let Some(room) = &s.room {
         out.push(' ');

@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::{AppError, REQUEST_TIMEOUT};
-use crate::metrics::{Metrics, RequestLabels, RouteLabel};
+use crate::metrics::Metrics;
 
 /// Wraps a route in [`Edge`].
 #[derive(Clone)]
@@ -119,18 +119,7 @@ where
                 };
                 let latency = started.elapsed();
                 let status = response.status();
-                metrics
-                    .latency
-                    .get_or_create(&RouteLabel { route })
-                    .observe(latency.as_secs_f64());
-                metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        route,
-                        method,
-                        status: status.as_u16(),
-                    })
-                    .inc();
+                metrics.served(route, method, status.as_u16(), latency.as_secs_f64());
                 tracing::debug!(
                     status = status.as_u16(),
                     latency_us = latency.as_micros() as u64,

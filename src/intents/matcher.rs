@@ -36,9 +36,10 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use aho_corasick::{AhoCorasick, MatchKind};
+use memchr::memmem;
 use regex::{Regex, RegexSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -159,9 +160,10 @@ struct CompiledIntent {
     /// Entity kinds of the intent's slots: they support its keywords.
     slots: Vec<u16>,
     templates: Templates,
-    /// `keywords.none`, in the automaton's spaced form. Checked on the whole message, not through
-    /// the automaton, so a longer phrase around one cannot hide it.
-    none: Vec<Box<str>>,
+    /// `keywords.none`, in the automaton's spaced form, each with its searcher (built once, not
+    /// for every message). Checked on the whole message, not through the automaton, so a longer
+    /// phrase around one cannot hide it.
+    none: Vec<(Box<str>, memmem::Finder<'static>)>,
     social: bool,
 }
 
@@ -436,7 +438,10 @@ impl Matcher {
             let mut none = Vec::new();
             for kw in &def.none {
                 match key(&normalizer.phrase(&kw.text)) {
-                    Some(k) => none.push(k.into_boxed_str()),
+                    Some(k) => {
+                        let finder = memmem::Finder::new(k.as_bytes()).into_owned();
+                        none.push((k.into_boxed_str(), finder));
+                    }
                     None => errs.push(Diagnostic::at(
                         &kw.loc,
                         format!("keyword {:?} has no words after normalisation", kw.text),
@@ -865,16 +870,25 @@ impl Matcher {
         if !self.patterns.is_empty() {
             for p in self.regex_set.matches(&n.text).iter() {
                 let pattern = &self.patterns[p];
-                let Some(caps) = pattern.regex.captures(&n.text) else {
-                    continue;
+                // A pattern with no entity to capture needs only where it matched, which the
+                // regex's DFAs find alone; capture groups take another engine over the match.
+                let (whole, caps) = if pattern.captures.is_empty() {
+                    let Some(m) = pattern.regex.find(&n.text) else {
+                        continue;
+                    };
+                    (m.range(), None)
+                } else {
+                    let Some(caps) = pattern.regex.captures(&n.text) else {
+                        continue;
+                    };
+                    (caps.get(0).map_or(0..0, |m| m.range()), Some(caps))
                 };
-                let whole = caps.get(0).map_or(0..0, |m| m.range());
                 let mut range = n.token_at_text(whole.start)..n.token_at_text(whole.end);
                 // Captured free text is not evidence: its words count as covered only where they
                 // are words the matcher knows (from phrases, entities or the agenda).
                 let mut captured = Vec::new();
                 for (name, kind) in &pattern.captures {
-                    if let Some(c) = caps.name(name) {
+                    if let Some(c) = caps.as_ref().and_then(|caps| caps.name(name)) {
                         let value = c.as_str().trim();
                         if value.is_empty() {
                             continue;
@@ -978,7 +992,11 @@ impl Matcher {
             if ev.strength == 0.0 && ev.all_hits == 0 && !alone {
                 continue;
             }
-            if let Some(word) = intent.none.iter().find(|w| n.spaced.contains(&***w)) {
+            if let Some((word, _)) = intent
+                .none
+                .iter()
+                .find(|(_, finder)| finder.find(n.spaced.as_bytes()).is_some())
+            {
                 if explaining {
                     explain
                         .ruled_out
@@ -1115,13 +1133,22 @@ fn guess_language(n: &Normalized, phrase_langs: Option<[u16; 2]>) -> (Lang, bool
             return (Lang::En, true);
         }
     }
+    // Each marker word with whether it marks Spanish and English, in one table built once.
+    static MARKERS: LazyLock<FxHashMap<&'static str, (bool, bool)>> = LazyLock::new(|| {
+        let mut markers = FxHashMap::default();
+        for w in SPANISH {
+            markers.entry(*w).or_insert((false, false)).0 = true;
+        }
+        for w in ENGLISH {
+            markers.entry(*w).or_insert((false, false)).1 = true;
+        }
+        markers
+    });
     let (mut en, mut es) = (0, 0);
     for w in n.words() {
-        if SPANISH.contains(&w) {
-            es += 1;
-        }
-        if ENGLISH.contains(&w) {
-            en += 1;
+        if let Some(&(spanish, english)) = MARKERS.get(w) {
+            es += u32::from(spanish);
+            en += u32::from(english);
         }
     }
     // Spanish punctuation ("¿", "¡") says Spanish too.

@@ -43,7 +43,7 @@
 //! the next batch a checkpoint. This is also how concierge avoids `flush_async`, which deadlocks
 //! when called concurrently in sled 0.34 (spacejam/sled#1308).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -612,12 +612,25 @@ impl Failure {
     }
 }
 
+/// The trees a batch reads its own writes back from while it is resolved (idempotency keys and
+/// reminders), by their place in [`Pending`]'s `written`.
+fn read_back(tree: Logged) -> Option<usize> {
+    match tree {
+        Logged::Idempotency => Some(0),
+        Logged::Reminders => Some(1),
+        Logged::Reminded => Some(2),
+        _ => None,
+    }
+}
+
 /// A batch being resolved: its writes so far, and what they do to the trees the resolution reads.
 struct Pending<'a> {
     trees: &'a Trees,
     ops: Vec<Op>,
-    /// The batch's own writes to the trees [`Pending::get`] reads, newest value per key.
-    written: HashMap<(Logged, Vec<u8>), Option<Vec<u8>>>,
+    /// The batch's own writes to the trees [`Pending::get`] reads: for each key, where its newest
+    /// write is in `ops`. A map per tree (see [`read_back`]), so a lookup takes the caller's key
+    /// as it is; FxHash, as the store's other maps of these keys ([`super::maps::Hasher`]).
+    written: [FxHashMap<Vec<u8>, usize>; 3],
     moved: Vec<Moved>,
     /// The intent log events of the batch's turns.
     intents: Vec<(jiff::Timestamp, Vec<u8>)>,
@@ -628,7 +641,7 @@ impl<'a> Pending<'a> {
         Pending {
             trees,
             ops: Vec::new(),
-            written: HashMap::new(),
+            written: Default::default(),
             moved: Vec::new(),
             intents: Vec::new(),
         }
@@ -636,8 +649,8 @@ impl<'a> Pending<'a> {
 
     /// A value as it will be once the batch so far is applied.
     fn get(&self, tree: Logged, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        if let Some(value) = self.written.get(&(tree, key.to_vec())) {
-            return Ok(value.clone());
+        if let Some(&at) = read_back(tree).and_then(|i| self.written[i].get(key)) {
+            return Ok(self.ops[at].value.clone());
         }
         if tree == Logged::Idempotency {
             return super::stored_processed(
@@ -656,12 +669,8 @@ impl<'a> Pending<'a> {
     }
 
     fn push(&mut self, op: Op) {
-        if matches!(
-            op.tree,
-            Logged::Idempotency | Logged::Reminders | Logged::Reminded
-        ) {
-            self.written
-                .insert((op.tree, op.key.clone()), op.value.clone());
+        if let Some(i) = read_back(op.tree) {
+            self.written[i].insert(op.key.clone(), self.ops.len());
         }
         self.ops.push(op);
     }
