@@ -274,16 +274,16 @@ pub async fn handle(
     }
     // The web chat shows a list's sessions as cards under the reply's own words; SMS sends the
     // numbered lines.
+    let reply_count = turn.replies.len();
     let replies: Vec<Reply> = match (&message.sender, turn.cards.take()) {
-        (Sender::Web(_), Some(cards)) if turn.replies.len() == 1 => vec![Reply {
+        (Sender::Web(_), Some(cards)) if reply_count == 1 => vec![Reply {
             text: cards.text,
             sessions: cards.sessions,
         }],
-        _ => turn
-            .replies
-            .iter()
+        _ => std::mem::take(&mut turn.replies)
+            .into_iter()
             .map(|text| Reply {
-                text: text.clone(),
+                text,
                 sessions: Vec::new(),
             })
             .collect(),
@@ -312,6 +312,8 @@ pub async fn handle(
     let unmatched = (turn.intent == crate::intents::FALLBACK)
         .then(|| message.text.trim().chars().take(160).collect());
     tracing::debug!(from = %message.sender.redacted(), body = %message.text, "message body");
+    // The record owns what the turn wrote (moved, not copied); what the reply needs is taken
+    // back from it once it is on disk.
     let record = TurnRecord {
         attendee_key: key.clone(),
         phone: message.sender.phone().map(|p| p.as_str().to_string()),
@@ -320,38 +322,45 @@ pub async fn handle(
             at: now,
             inbound: true,
             text: message.text,
-            message_id: message.message_id.clone(),
+            message_id: message.message_id,
             intent: Some(turn.intent.clone()),
             sessions: Vec::new(),
             by: None,
         },
         outbound: replies
-            .iter()
+            .into_iter()
             .map(|reply| TranscriptEntry {
                 at: now,
                 inbound: false,
-                text: reply.text.clone(),
+                text: reply.text,
                 message_id: None,
                 intent: None,
-                sessions: reply.sessions.clone(),
+                sessions: reply.sessions,
                 by: None,
             })
             .collect(),
         effects: turn.effects,
-        idempotency: message.idempotency_key.clone(),
-        tasks: new_tasks.clone(),
-        notes: notes.clone(),
+        idempotency: message.idempotency_key,
+        tasks: new_tasks,
+        notes,
         log: crate::store::IntentEvent {
-            intent: turn.intent.clone(),
+            intent: turn.intent,
             unmatched,
         },
         remind,
         unremind,
     };
-    match state.store.commit_turn(record, now).await? {
+    match state.store.commit_turn(&record, now).await? {
         Committed::Duplicate(earlier) => Ok(duplicate(earlier)),
         Committed::Done => {
-            for task in new_tasks {
+            let TurnRecord {
+                outbound,
+                tasks,
+                notes,
+                log,
+                ..
+            } = record;
+            for task in tasks {
                 state.desk.adopt(task, now).await?;
             }
             for note in notes {
@@ -374,15 +383,22 @@ pub async fn handle(
                     Sender::Local(_) => "local",
                     Sender::Web(_) => "web",
                 },
-                &turn.intent,
+                &log.intent,
             );
             tracing::info!(
                 from = %message.sender.redacted(),
-                intent = %turn.intent,
+                intent = %log.intent,
                 confidence = classification.confidence,
-                replies = turn.replies.len(),
+                replies = reply_count,
                 "message handled"
             );
+            let replies: Vec<Reply> = outbound
+                .into_iter()
+                .map(|entry| Reply {
+                    text: entry.text,
+                    sessions: entry.sessions,
+                })
+                .collect();
             // Numbered while the attendee's lock is held, so no other entry slips in between.
             let n = match message.sender {
                 Sender::Web(_) => Some(state.store.transcript_len(&key)? - replies.len()),
@@ -391,7 +407,7 @@ pub async fn handle(
             Ok(Outcome {
                 replies,
                 duplicate: false,
-                intent: turn.intent,
+                intent: log.intent,
                 n,
             })
         }

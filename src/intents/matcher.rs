@@ -44,6 +44,7 @@ use regex::{Regex, RegexSet};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use serde::ser::SerializeMap;
+use smallvec::{SmallVec, smallvec};
 
 use super::file::Diagnostic;
 use super::normalize::{Normalized, Normalizer};
@@ -774,7 +775,9 @@ impl Matcher {
         }
 
         let tokens = n.tokens.len();
-        let filler: Vec<bool> = n.words().map(|w| self.filler.contains(w)).collect();
+        // Per-token and per-intent scratch stays on the stack for messages of up to `WORDS`
+        // words, which SMS messages are: a message's matching allocates little beyond its result.
+        let filler: Flags = n.words().map(|w| self.filler.contains(w)).collect();
         let mut shared = filler.clone();
         let content = filler.iter().filter(|f| !**f).count();
         let mut entities: Vec<EntityMatch> = Vec::new();
@@ -868,7 +871,10 @@ impl Matcher {
 
         // Regular expressions.
         if !self.patterns.is_empty() {
-            for p in self.regex_set.matches(&n.text).iter() {
+            let mut matched: Flags = smallvec![false; self.patterns.len()];
+            self.regex_set.matches_read_at(&mut matched, &n.text, 0);
+            let which = matched.iter().enumerate().filter(|(_, m)| **m);
+            for (p, _) in which {
                 let pattern = &self.patterns[p];
                 // A pattern with no entity to capture needs only where it matched, which the
                 // regex's DFAs find alone; capture groups take another engine over the match.
@@ -886,7 +892,7 @@ impl Matcher {
                 let mut range = n.token_at_text(whole.start)..n.token_at_text(whole.end);
                 // Captured free text is not evidence: its words count as covered only where they
                 // are words the matcher knows (from phrases, entities or the agenda).
-                let mut captured = Vec::new();
+                let mut captured: SmallVec<[Range<usize>; 2]> = SmallVec::new();
                 for (name, kind) in &pattern.captures {
                     if let Some(c) = caps.as_ref().and_then(|caps| caps.name(name)) {
                         let value = c.as_str().trim();
@@ -953,7 +959,7 @@ impl Matcher {
         derive_topic(&mut entities, &self.kinds);
 
         // Words of social intents (greetings, thanks) do not count against the others.
-        let mut social = vec![false; tokens];
+        let mut social: Flags = smallvec![false; tokens];
         for (i, intent) in self.intents.iter().enumerate() {
             if intent.social {
                 for r in &evidence[i].ranges {
@@ -965,7 +971,7 @@ impl Matcher {
         }
 
         // Scores.
-        let kind_ids: Vec<u16> = entities
+        let kind_ids: SmallVec<[u16; 8]> = entities
             .iter()
             .map(|e| {
                 self.kinds
@@ -974,7 +980,7 @@ impl Matcher {
                     .unwrap_or(u16::MAX as usize) as u16
             })
             .collect();
-        let mut scores: Vec<(f32, usize, f32, f32)> = Vec::new();
+        let mut scores: SmallVec<[(f32, usize, f32, f32); 8]> = SmallVec::new();
         for (i, intent) in self.intents.iter().enumerate() {
             let ev = &mut evidence[i];
             // Entity kinds are compared by id: `kind_ids` holds the id of each entity found.
@@ -1064,7 +1070,7 @@ impl Matcher {
                 (self.fallback as usize, 1.0 - top, None)
             }
             Some((best_conf, best_i, _, _)) => {
-                let near: Vec<&(f32, usize, f32, f32)> = scores
+                let near: SmallVec<[&(f32, usize, f32, f32); 8]> = scores
                     .iter()
                     .filter(|s| {
                         s.0 >= self.settings.threshold && s.0 >= best_conf - self.settings.margin
@@ -1100,13 +1106,22 @@ impl Matcher {
     }
 }
 
+/// The words a message's scratch flags hold without allocating (see [`Matcher::classify`]).
+const WORDS: usize = 32;
+
+/// One flag per token (or per pattern).
+type Flags = SmallVec<[bool; WORDS]>;
+
+/// An intent's evidence in token ranges: most intents have one or two in a message.
+type Ranges = SmallVec<[Range<usize>; 2]>;
+
 /// The evidence for one intent in one message.
 #[derive(Default)]
 struct Evidence {
     strength: f32,
-    ranges: Vec<Range<usize>>,
+    ranges: Ranges,
     all_hits: u32,
-    all_ranges: Vec<Range<usize>>,
+    all_ranges: Ranges,
     /// Phrase matches per language (index: `Lang as usize`).
     langs: [u16; 2],
 }

@@ -274,11 +274,14 @@ impl Normalizer {
 
     fn run(&self, text: &str, is_message: bool) -> Normalized {
         let folded = fold(text);
-        let plain = folded
-            .trim_matches(|c: char| !c.is_alphanumeric())
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let trimmed = folded.trim_matches(|c: char| !c.is_alphanumeric());
+        let mut plain = String::with_capacity(trimmed.len());
+        for word in trimmed.split_whitespace() {
+            if !plain.is_empty() {
+                plain.push(' ');
+            }
+            plain.push_str(word);
+        }
         let mut out = Normalized {
             text: String::with_capacity(folded.len() + 8),
             spaced: String::with_capacity(folded.len() * 2 + 8),

@@ -1238,7 +1238,7 @@ impl Store {
     /// already (same idempotency key), nothing is written and the earlier reply returned.
     pub async fn commit_turn(
         &self,
-        record: TurnRecord,
+        record: &TurnRecord,
         now: Timestamp,
     ) -> Result<Committed, StoreError> {
         let prefix = transcript_prefix(&record.attendee_key);
@@ -1931,11 +1931,11 @@ mod tests {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             let mut first = turn("sms:+15550001", "SM1");
             first.tasks.push(task.clone());
-            store.commit_turn(first, now).await.unwrap();
+            store.commit_turn(&first, now).await.unwrap();
             for (sid, index, text) in [("SM2", 0, "one"), ("SM3", 1, "two")] {
                 let mut record = turn("sms:+15550001", sid);
                 record.notes.push(note(index, text));
-                store.commit_turn(record, now).await.unwrap();
+                store.commit_turn(&record, now).await.unwrap();
             }
             assert_eq!(texts(&store), ["one", "two"]);
             // Saved again holding the first message (the second came after the save).
@@ -1945,7 +1945,7 @@ mod tests {
             assert_eq!(texts(&store), ["one", "two"]);
             let mut record = turn("sms:+15550001", "SM4");
             record.notes.push(note(2, "three"));
-            store.commit_turn(record, now).await.unwrap();
+            store.commit_turn(&record, now).await.unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(texts(&store), ["one", "two", "three"]);
@@ -1962,7 +1962,7 @@ mod tests {
                 let store = store.clone();
                 tokio::spawn(async move {
                     let (attendee, message) = (format!("a{}", i / 2), format!("SM{}", i / 2));
-                    store.commit_turn(turn(&attendee, &message), now).await
+                    store.commit_turn(&turn(&attendee, &message), now).await
                 })
             })
             .collect();
@@ -2056,7 +2056,7 @@ mod tests {
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             store.opt_out("+15550001", "STOP", now).await.unwrap();
-            store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+            store.commit_turn(&turn("a1", "SM1"), now).await.unwrap();
         }
         let seq = applied(dir.path());
         {
@@ -2097,11 +2097,11 @@ mod tests {
         );
         assert!(store.processed("SM2").unwrap().is_none());
         assert!(matches!(
-            store.commit_turn(turn("a1", "SM1"), now).await.unwrap(),
+            store.commit_turn(&turn("a1", "SM1"), now).await.unwrap(),
             Committed::Duplicate(_)
         ));
         // The writer goes on after the replayed batch's number.
-        store.commit_turn(turn("a2", "SM3"), now).await.unwrap();
+        store.commit_turn(&turn("a2", "SM3"), now).await.unwrap();
         drop(store);
         assert_eq!(applied(dir.path()), seq + 2);
     }
@@ -2117,7 +2117,10 @@ mod tests {
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
             let before = store.meta.get(writer::APPLIED_KEY).unwrap();
-            store.commit_turn(turn(attendee, "SM1"), now).await.unwrap();
+            store
+                .commit_turn(&turn(attendee, "SM1"), now)
+                .await
+                .unwrap();
             assert_eq!(
                 store.meta.get(writer::APPLIED_KEY).unwrap(),
                 before,
@@ -2138,7 +2141,10 @@ mod tests {
         }
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.commit_turn(turn(attendee, "SM3"), now).await.unwrap();
+            store
+                .commit_turn(&turn(attendee, "SM3"), now)
+                .await
+                .unwrap();
         }
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         // SM1's message and reply, SM2's message, SM3's message and reply.
@@ -2163,7 +2169,7 @@ mod tests {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         {
             let store = Store::open(dir.path(), 1 << 20).unwrap();
-            store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+            store.commit_turn(&turn("a1", "SM1"), now).await.unwrap();
         }
         let seq = applied(dir.path());
         let ops = |n: u64| {
@@ -2251,10 +2257,10 @@ mod tests {
         assert_eq!(store.in_memory().idempotency_keys, 1);
         assert_eq!(store.processed("SM0").unwrap(), Some(old.clone()));
         assert_eq!(
-            store.commit_turn(turn("a1", "SM0"), now).await.unwrap(),
+            store.commit_turn(&turn("a1", "SM0"), now).await.unwrap(),
             Committed::Duplicate(vec![reply("an older reply", &[])])
         );
-        store.commit_turn(turn("a1", "SM1"), now).await.unwrap();
+        store.commit_turn(&turn("a1", "SM1"), now).await.unwrap();
         // A notice after the turn, written to sled with a newer id.
         let notice = TranscriptEntry {
             text: "a notice".into(),
@@ -2386,8 +2392,8 @@ mod tests {
         sms.attendee = with_saved("s9");
         let mut web = turn("web:abc", "SM2");
         web.attendee = with_saved("w1");
-        store.commit_turn(sms, now).await.unwrap();
-        store.commit_turn(web, now).await.unwrap();
+        store.commit_turn(&sms, now).await.unwrap();
+        store.commit_turn(&web, now).await.unwrap();
         let check = |store: &Store| {
             assert_eq!(store.attendee("sms:+15550002").unwrap().saved, ["s9"]);
             assert_eq!(store.attendee("sms:+15550001").unwrap().saved, ["s1"]);
