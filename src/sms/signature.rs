@@ -100,8 +100,13 @@ fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> 
 
 /// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
 /// separators.
+/// The bytes [`signed_params`] writes.
+fn signed_len(sorted: &[(&str, &str)]) -> usize {
+    sorted.iter().map(|(n, v)| n.len() + v.len()).sum()
+}
+
 fn signed_params(sorted: &[(&str, &str)], out: &mut Vec<u8>) {
-    out.reserve(sorted.iter().map(|(n, v)| n.len() + v.len()).sum());
+    out.reserve(signed_len(sorted));
     for (name, value) in sorted {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(value.as_bytes());
@@ -164,8 +169,10 @@ impl Verifier {
         }
         // One buffer, fed to the MAC in one call per variant (a call per name and value cost more
         // than the copies).
-        let mut message = path_and_query.as_bytes().to_vec();
-        signed_params(&sorted(params), &mut message);
+        let sorted = sorted(params);
+        let mut message = Vec::with_capacity(path_and_query.len() + signed_len(&sorted));
+        message.extend_from_slice(path_and_query.as_bytes());
+        signed_params(&sorted, &mut message);
         self.bases.iter().any(|base| {
             let mut mac = self.keyed.clone();
             mac.update(base.as_bytes());
