@@ -1106,7 +1106,7 @@ impl Matcher {
     }
 }
 
-/// The words a message's scratch flags hold without allocating (see [`Matcher::classify`]).
+/// The words a message's scratch flags hold without allocating (in `Matcher::run`).
 const WORDS: usize = 32;
 
 /// One flag per token (or per pattern).

@@ -98,13 +98,13 @@ fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> 
     out
 }
 
-/// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
-/// separators.
 /// The bytes [`signed_params`] writes.
 fn signed_len(sorted: &[(&str, &str)]) -> usize {
     sorted.iter().map(|(n, v)| n.len() + v.len()).sum()
 }
 
+/// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
+/// separators.
 fn signed_params(sorted: &[(&str, &str)], out: &mut Vec<u8>) {
     out.reserve(signed_len(sorted));
     for (name, value) in sorted {
