@@ -24,6 +24,8 @@
 //! | `concierge_runtime_busy_seconds_total{runtime}`, `concierge_runtime_parks_total{runtime}` | each runtime's time spent running tasks, and how often its threads went to sleep ([`Metrics::watch_runtime`]) |
 //! | `concierge_thread_cpu_seconds_total{thread}`, `concierge_thread_wait_seconds_total{thread}` | each of the process's threads (by name): its time on a CPU, and its time ready to run but waiting for one (Linux, [`thread_times`]) |
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
@@ -80,28 +82,57 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
-/// A family's counters by label value (the label has one value). FxHash: the values come from
-/// fixed sets (channels, intent names).
-#[derive(Debug, Default)]
-struct Counters(RwLock<FxHashMap<Box<str>, Counter>>);
+/// Handles of a family's series (they share the family's storage) by a key cheaper to find
+/// than the family's labels, so the hot path builds no label and takes no family lock. FxHash:
+/// the keys come from fixed sets (channels, intent names, routes).
+#[derive(Debug)]
+struct Series<K, V>(RwLock<FxHashMap<K, V>>);
 
-impl Counters {
-    /// Counts one for `value` in `family`; the label is built only the first time.
-    fn inc<L>(&self, family: &Family<L, Counter>, value: &str, label: impl FnOnce() -> L)
+impl<K, V> Default for Series<K, V> {
+    fn default() -> Self {
+        Series(RwLock::default())
+    }
+}
+
+impl<K: Hash + Eq, V> Series<K, V> {
+    /// Runs `apply` on the handles under `key`, made by `make` the first time `key` is seen.
+    fn with<Q>(&self, key: &Q, make: impl FnOnce() -> V, apply: impl Fn(&V))
     where
-        L: Clone + std::hash::Hash + Eq,
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        if let Some(counter) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(value) {
-            counter.inc();
+        if let Some(handles) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            apply(handles);
             return;
         }
-        let counter = family.get_or_create(&label()).clone();
-        counter.inc();
+        let handles = make();
+        apply(&handles);
         self.0
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(value.into(), counter);
+            .insert(key.to_owned(), handles);
     }
+}
+
+/// A family's counters by label value (the label has one value).
+type Counters = Series<String, Counter>;
+
+/// Counts one for `value` in `family`; the label is built only the first time.
+fn count<L>(
+    counters: &Counters,
+    family: &Family<L, Counter>,
+    value: &str,
+    label: impl FnOnce() -> L,
+) where
+    L: Clone + Hash + Eq,
+{
+    counters.with(
+        value,
+        || family.get_or_create(&label()).clone(),
+        |c| {
+            c.inc();
+        },
+    );
 }
 
 /// The `requests` counter and `latency` histogram of each (route, method, status) served, so
@@ -109,8 +140,7 @@ impl Counters {
 /// locks and a SipHash of their labels. Keyed by the labels' addresses: the edge takes routes and
 /// methods as `&'static str`s from fixed sets, so a label has few addresses, and one seen at a
 /// second address only adds an entry for the same series.
-#[derive(Debug, Default)]
-struct Served(RwLock<FxHashMap<ServedKey, (Histogram, Counter)>>);
+type Served = Series<ServedKey, (Histogram, Counter)>;
 
 /// The addresses of a request's route and method labels, and its status.
 type ServedKey = (usize, usize, u16);
@@ -498,38 +528,27 @@ impl Metrics {
     /// `latency`).
     pub fn served(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         let key = (route.as_ptr() as usize, method.as_ptr() as usize, status);
-        let cached = self.served.0.read().unwrap_or_else(|e| e.into_inner());
-        if let Some((latency, count)) = cached.get(&key) {
-            latency.observe(seconds);
-            count.inc();
-            return;
-        }
-        drop(cached);
-        let latency = self.latency.get_or_create(&RouteLabel { route }).clone();
-        let count = self
-            .requests
-            .get_or_create(&RequestLabels {
+        let make = || {
+            let latency = self.latency.get_or_create(&RouteLabel { route }).clone();
+            let labels = RequestLabels {
                 route,
                 method,
                 status,
-            })
-            .clone();
-        latency.observe(seconds);
-        count.inc();
-        self.served
-            .0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (latency, count));
+            };
+            (latency, self.requests.get_or_create(&labels).clone())
+        };
+        self.served.with(&key, make, |(latency, requests)| {
+            latency.observe(seconds);
+            requests.inc();
+        });
     }
 
     /// Counts one handled message.
     pub fn message(&self, channel: &str, intent: &str) {
-        self.by_channel
-            .inc(&self.messages, channel, || ChannelLabel {
-                channel: channel.into(),
-            });
-        self.by_intent.inc(&self.intents, intent, || IntentLabel {
+        count(&self.by_channel, &self.messages, channel, || ChannelLabel {
+            channel: channel.into(),
+        });
+        count(&self.by_intent, &self.intents, intent, || IntentLabel {
             intent: intent.into(),
         });
         self.handled.inc();

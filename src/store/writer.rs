@@ -43,11 +43,11 @@
 //! the next batch a checkpoint. This is also how concierge avoids `flush_async`, which deadlocks
 //! when called concurrently in sled 0.34 (spacejam/sled#1308).
 
-use rustc_hash::FxHashMap;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::Histogram;
+use rustc_hash::FxHashMap;
 
 use super::StoreError;
 use super::notices::{Moved, ReminderKey, Schedule, due_of};
