@@ -1562,6 +1562,8 @@ pub struct Latencies {
     /// `(upper bound in seconds, observations in that bucket)`, bounds rising, the counts not
     /// cumulative; the last bound is infinite.
     pub buckets: Vec<(f64, u64)>,
+    /// The observations' total, in seconds (the histogram's `_sum`; 0 if the scrape has none).
+    pub sum: f64,
 }
 
 impl Latencies {
@@ -1571,8 +1573,18 @@ impl Latencies {
     pub fn parse(scrape: &str, (metric, labels): (&str, &str)) -> Option<Latencies> {
         let prefix = format!("{metric}_bucket{{le=\"");
         let end = format!("\"{labels}}} ");
+        // `metric_sum{route="/sms"} 1.5`, or `metric_sum 1.5` for a histogram without labels.
+        let sum_prefix = match labels.strip_prefix(',') {
+            Some(labels) => format!("{metric}_sum{{{labels}}} "),
+            None => format!("{metric}_sum "),
+        };
         let mut cumulative = Vec::new();
+        let mut sum = 0.0;
         for line in scrape.lines() {
+            if let Some(total) = line.strip_prefix(sum_prefix.as_str()) {
+                sum = total.trim().parse().ok()?;
+                continue;
+            }
             let Some(rest) = line.strip_prefix(prefix.as_str()) else {
                 continue;
             };
@@ -1598,7 +1610,7 @@ impl Latencies {
                 (bound, n)
             })
             .collect();
-        Some(Latencies { buckets })
+        Some(Latencies { buckets, sum })
     }
 
     /// The observations since `earlier` (a scrape of the same histogram).
@@ -1615,10 +1627,14 @@ impl Latencies {
                 (bound, n.saturating_sub(before))
             })
             .collect();
-        Latencies { buckets }
+        Latencies {
+            buckets,
+            sum: (self.sum - earlier.sum).max(0.0),
+        }
     }
 
     fn add(&mut self, other: &Latencies) {
+        self.sum += other.sum;
         if self.buckets.is_empty() {
             self.buckets = other.buckets.clone();
             return;
@@ -1654,8 +1670,14 @@ impl Latencies {
             .map(|(bound, _)| *bound)
     }
 
-    /// How many, how many over [`SLOW`] (or the first bound above it), and the slowest's
-    /// bucket.
+    /// The mean observation in seconds, if there is one.
+    pub fn mean(&self) -> Option<f64> {
+        let count = self.count();
+        (count > 0).then(|| self.sum / count as f64)
+    }
+
+    /// How many, their mean, how many over [`SLOW`] (or the first bound above it), and the
+    /// slowest's bucket.
     pub fn describe(&self) -> String {
         let threshold = self
             .buckets
@@ -1675,8 +1697,11 @@ impl Latencies {
             ),
             None => "none".to_string(),
         };
+        let mean = self
+            .mean()
+            .map_or(String::new(), |m| format!(", mean {:.2} ms", m * 1000.0));
         format!(
-            "{:>5}, over {} ms {:>2}, {slowest}",
+            "{:>5}{mean}, over {} ms {:>2}, {slowest}",
             self.count(),
             threshold * 1000.0,
             self.over(threshold),
@@ -1951,15 +1976,32 @@ pub async fn baseline(bind: std::net::SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// A fresh scratch folder for a run.
-pub fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "concierge-load-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    ))
+/// A run's scratch folder under a base folder: the fresh store of the service `load` starts and
+/// the disk probe's file. Dropping it removes it with everything in it, however the run ended
+/// (the service, a [`ChildGuard`] made after it, is stopped first).
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new name under `base` (the folder is made by whoever writes in it first).
+    pub fn new(base: &Path) -> Scratch {
+        Scratch(base.join(format!(
+            "concierge-load-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[cfg(test)]
@@ -2082,6 +2124,8 @@ mod tests {
         let empty = scrape();
         assert_eq!(empty.count(), 0);
         assert_eq!(empty.slowest(), None);
+        assert_eq!(empty.mean(), None);
+        assert_eq!(empty.describe(), "    0, over 10 ms  0, none");
         for seconds in [0.000_07, 0.000_08, 0.003, 0.012] {
             times.log_sync.observe(seconds);
         }
@@ -2095,11 +2139,21 @@ mod tests {
         assert_eq!(second.count(), 2);
         assert_eq!(second.over(SLOW.as_secs_f64()), 2);
         assert_eq!(second.slowest(), Some(f64::INFINITY));
-        assert_eq!(second.describe(), "    2, over 10 ms  2, slowest > 2500 ms");
+        assert_eq!(
+            second.describe(),
+            "    2, mean 4530.00 ms, over 10 ms  2, slowest > 2500 ms"
+        );
         let mut both = first.clone();
         both.add(&second);
         assert_eq!(both.count(), 6);
-        assert_eq!(first.describe(), "    4, over 10 ms  1, slowest ≤ 25 ms");
+        assert!(
+            (both.mean().unwrap() - 9.075_15 / 6.0).abs() < 1e-9,
+            "{both:?}"
+        );
+        assert_eq!(
+            first.describe(),
+            "    4, mean 3.79 ms, over 10 ms  1, slowest ≤ 25 ms"
+        );
 
         // The handler's histogram is one route's of a family; its buckets double from 0.1 ms,
         // so "over 10 ms" is counted from the first bound above it.
@@ -2118,7 +2172,8 @@ mod tests {
         assert_eq!(handler.count(), 2);
         assert_eq!(
             handler.describe(),
-            "    2, over 12.8 ms  1, slowest ≤ 25.6 ms"
+            "    2, mean 10.15 ms, over 12.8 ms  1, slowest ≤ 25.6 ms",
+            "the mean is /sms's alone"
         );
     }
 

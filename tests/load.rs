@@ -219,3 +219,78 @@ fn runs_without_no_baseline_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--no-baseline"), "{stderr}");
 }
+
+/// `--work-dir` chooses the disk a run measures: the flush probe and the started service's store
+/// go under it, and nothing of the run is left there afterwards.
+#[test]
+fn the_work_dir_holds_the_run_and_is_left_empty() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_str().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(["load", "--no-baseline", "--duration", "2", "--warmup", "0"])
+        .args(["--rate", "200", "--connections", "4", "--work-dir", dir])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it runs, the service's write-ahead log is in a scratch folder under the work dir.
+    let wal = || {
+        std::fs::read_dir(work.path())
+            .unwrap()
+            .flatten()
+            .any(|entry| entry.path().join("data").join("wal").exists())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !wal() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let seen = wal();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seen, "no store under the work dir during the run: {stdout}");
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(start) || l.contains(start))
+            .unwrap_or_else(|| panic!("no {start} line in {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line("disk flush ").contains(&format!(" in {dir}): ")),
+        "{stdout}"
+    );
+    assert!(line("concierge ").ends_with("ok 400  errors 0"), "{stdout}");
+    // The store writer synced its log for those messages, and the service's line says how long
+    // a sync took on that disk on average.
+    let service = line("the service's metrics: /sms handler");
+    let syncs = service
+        .split_once("; log syncs ")
+        .unwrap_or_else(|| panic!("no log syncs in {service}"))
+        .1;
+    assert!(syncs.contains(", mean "), "{service}");
+    let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `load` never opens a data dir, so one given is refused rather than ignored.
+#[test]
+fn a_data_dir_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args([
+            "--data-dir",
+            "/nonexistent/concierge",
+            "load",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--work-dir"), "{stderr}");
+}
