@@ -10,7 +10,9 @@
 //! every acknowledged message is flushed before the answer.
 //!
 //! Without `--url`, it starts `concierge serve` itself, as a child process on a free loopback port
-//! with a fresh data dir, signature checking on, and stops it after.
+//! with a fresh data dir, signature checking on, and stops it after. The data dir and the flush
+//! probe's file are in a [`Scratch`] folder under `--work-dir` (default the system's temporary
+//! folder), so a run measures the disk it is told to: every acknowledgement waits for its sync.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
