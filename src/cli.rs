@@ -1037,10 +1037,13 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         )
     };
     println!(
-        "disk flush (4 KiB write + fdatasync, 200 times, in {}): in place {}; growing the file {}",
+        "disk flush (4 KiB write + fdatasync, 200 times, in {}): in place {}; growing the file {}; \
+         in place, {} ms apart (the log's pace under load) {}",
         work_dir.display(),
         ms(&flush.in_place),
         ms(&flush.growing),
+        crate::store::BATCH_SPACING.as_secs_f64() * 1000.0,
+        ms(&flush.paced),
     );
     let (guard, base, target) = match &args.url {
         Some(url) => {

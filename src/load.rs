@@ -1776,22 +1776,28 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// The disk's flush latency under `dir`, the two ways the write-ahead log meets it.
+/// The disk's flush latency under `dir`, the ways the write-ahead log meets it.
 pub struct FlushLatency {
     /// Each write grows the file (a log's first appends, were it not grown ahead of them).
     pub growing: Histogram<u64>,
-    /// Each write goes over zeros written before (the log's appends once it has been grown).
+    /// Each write goes over zeros written before (the log's appends once it has been grown),
+    /// back to back.
     pub in_place: Histogram<u64>,
+    /// The same, each after a pause of [`crate::store::BATCH_SPACING`]: the pace of the log's
+    /// syncs under load. A virtual disk can answer far slower after a pause than back to back
+    /// (BENCHMARKS.md, step 68: 0.05 ms against 0.25 ms), and this is what every acknowledged
+    /// message waits for.
+    pub paced: Histogram<u64>,
 }
 
 /// `rounds` 4 KiB writes under `dir`, each followed by `sync_data`: appended to an empty file,
-/// then over a file of zeros written and synced first.
+/// then over a file of zeros written and synced first, back to back and then paced.
 pub fn flush_latency(dir: &Path, rounds: usize) -> Result<FlushLatency> {
     use std::io::{Seek, SeekFrom};
     std::fs::create_dir_all(dir)?;
     let path = dir.join("flush-probe");
     let block = [0x5au8; 4096];
-    let probe = |in_place: bool| -> Result<Histogram<u64>> {
+    let probe = |in_place: bool, pause: Duration| -> Result<Histogram<u64>> {
         let mut file = std::fs::File::create(&path)?;
         if in_place {
             file.write_all(&vec![0; rounds * block.len()])?;
@@ -1800,6 +1806,9 @@ pub fn flush_latency(dir: &Path, rounds: usize) -> Result<FlushLatency> {
         }
         let mut hist = histogram();
         for _ in 0..rounds {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let t = Instant::now();
             file.write_all(&block)?;
             file.sync_data()?;
@@ -1807,10 +1816,11 @@ pub fn flush_latency(dir: &Path, rounds: usize) -> Result<FlushLatency> {
         }
         Ok(hist)
     };
-    let measured = probe(false).and_then(|growing| {
+    let measured = probe(false, Duration::ZERO).and_then(|growing| {
         Ok(FlushLatency {
             growing,
-            in_place: probe(true)?,
+            in_place: probe(true, Duration::ZERO)?,
+            paced: probe(true, crate::store::BATCH_SPACING)?,
         })
     });
     let _ = std::fs::remove_file(path);

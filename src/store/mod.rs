@@ -68,7 +68,7 @@ mod wal;
 mod writer;
 pub use notices::{Announcement, Fired, Notice, ReminderKey};
 use wal::{Logged, Op};
-pub use writer::{COMMIT_BUCKETS, CommitTimes};
+pub use writer::{BATCH_SPACING, COMMIT_BUCKETS, CommitTimes};
 
 /// Tree names.
 pub mod trees {

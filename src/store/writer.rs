@@ -69,7 +69,7 @@ const MAX_BATCH: usize = 1024;
 /// interleaved, BENCHMARKS.md step 58), runs with p99 within 10 ms: 0.5 ms 150 of 168; 1 ms 36
 /// of 48 (half the syncs, more requests in flight); 0.25 ms 67 of 72 and none 61 of 72, at 37-40
 /// and 48-49 µs of CPU a request against 33-37 (two and four times the syncs).
-const BATCH_SPACING: Duration = Duration::from_micros(500);
+pub const BATCH_SPACING: Duration = Duration::from_micros(500);
 
 /// The log's size that makes the next batch a checkpoint (sled flushed, log started over). It bounds
 /// the log on disk and the work of a replay after a crash.
