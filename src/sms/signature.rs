@@ -42,8 +42,7 @@ impl Signer {
 
     /// The signature for `url` and form `params`.
     pub fn sign<K: AsRef<str>, V: AsRef<str>>(&self, url: &str, params: &[(K, V)]) -> String {
-        let mut message = url.as_bytes().to_vec();
-        signed_params(&sorted(params), &mut message);
+        let message = signed_message(url, &sorted(params));
         let mut mac = self.keyed.clone();
         mac.update(&message);
         STANDARD.encode(mac.finalize().into_bytes())
@@ -98,19 +97,17 @@ fn sorted<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> Vec<(&str, &str)> 
     out
 }
 
-/// The bytes [`signed_params`] writes.
-fn signed_len(sorted: &[(&str, &str)]) -> usize {
-    sorted.iter().map(|(n, v)| n.len() + v.len()).sum()
-}
-
-/// What is signed after the URL: each parameter's name and value, in [`sorted`] order, with no
-/// separators.
-fn signed_params(sorted: &[(&str, &str)], out: &mut Vec<u8>) {
-    out.reserve(signed_len(sorted));
+/// What is signed: `prefix` (the URL, or the part of it after the scheme and host), then each
+/// parameter's name and value, in [`sorted`] order, with no separators. Sized once.
+fn signed_message(prefix: &str, sorted: &[(&str, &str)]) -> Vec<u8> {
+    let params: usize = sorted.iter().map(|(n, v)| n.len() + v.len()).sum();
+    let mut out = Vec::with_capacity(prefix.len() + params);
+    out.extend_from_slice(prefix.as_bytes());
     for (name, value) in sorted {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(value.as_bytes());
     }
+    out
 }
 
 /// The URL with its default port written out, and without it: Twilio may have signed either. A
@@ -169,10 +166,7 @@ impl Verifier {
         }
         // One buffer, fed to the MAC in one call per variant (a call per name and value cost more
         // than the copies).
-        let sorted = sorted(params);
-        let mut message = Vec::with_capacity(path_and_query.len() + signed_len(&sorted));
-        message.extend_from_slice(path_and_query.as_bytes());
-        signed_params(&sorted, &mut message);
+        let message = signed_message(path_and_query, &sorted(params));
         self.bases.iter().any(|base| {
             let mut mac = self.keyed.clone();
             mac.update(base.as_bytes());
