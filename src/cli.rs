@@ -82,9 +82,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Concurrent connections (open loop: the most requests in flight at once).
-    #[arg(long, default_value_t = 64)]
-    pub connections: usize,
+    /// Concurrent connections (open loop: the most requests in flight at once). Several,
+    /// comma-separated, measure a closed loop at each in turn, and each server's capacity is its
+    /// best with p99 within 10 ms. Default: 64,128,256 for a closed loop against the baseline,
+    /// otherwise 64.
+    #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
+    pub connections: Vec<usize>,
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
@@ -532,8 +535,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
         Duration::from_secs(600),
     ));
     if let Some(addr) = state.config.metrics_bind {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
+        let metrics = crate::http::listen(addr)
             .with_context(|| format!("cannot listen for metrics on {addr} (metrics_bind)"))?;
         tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
         let app = crate::metrics::router(state.clone());
@@ -543,9 +545,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = crate::http::listen(bind).with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!("concierge listening on http://{}", listener.local_addr()?);
     let workers = state.config.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -995,8 +995,20 @@ const LOAD_ROUNDS: u32 = 5;
 /// `load`: see [`crate::load`].
 async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     use crate::load;
+    let closed_with_baseline = args.rate.is_none() && args.runs == 1 && !args.no_baseline;
+    let levels: Vec<usize> = match args.connections.as_slice() {
+        [] if closed_with_baseline => load::SWEEP.to_vec(),
+        [] => vec![64],
+        given => given.iter().map(|&n| n.max(1)).collect(),
+    };
+    let sweep = levels.len() > 1;
+    if sweep && (args.rate.is_some() || args.runs > 1) {
+        bail!(
+            "several --connections are measured in a closed loop, one run each: drop --rate and --runs"
+        );
+    }
     let plan = load::Plan {
-        connections: args.connections.max(1),
+        connections: levels[0],
         duration: Duration::from_secs(args.duration.max(1)),
         warmup: Duration::from_secs(args.warmup),
         rate: args.rate,
@@ -1012,9 +1024,11 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
     // generator. With one fewer (session 7's choice, for the closed loop), the one request
     // thread fell behind in the VM's slow phases at 20,000 req/s (BENCHMARKS.md, step 63).
     let workers = args.server_workers.filter(|&n| n > 0);
+    let counts: Vec<String> = levels.iter().map(usize::to_string).collect();
     println!(
-        "load: {} connections, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs, servers with {}",
-        plan.connections,
+        "load: {} connections{}, {} s after {} s warm-up, {}, {} numbers; {cpus} CPUs, servers with {}",
+        counts.join(", "),
+        if sweep { " in turn" } else { "" },
         plan.duration.as_secs(),
         plan.warmup.as_secs(),
         plan.rate
@@ -1079,49 +1093,103 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
         load::wait_for(&base, Duration::from_secs(30)).await?;
     }
     let pid = guard.as_ref().map(|g| g.0.id());
-    let (measured, baseline) = if args.no_baseline {
-        (drive_runs(&args, &target, &plan, pid).await?, None)
+    let baseline = if args.no_baseline {
+        None
     } else {
-        // Both servers run side by side (the one not driven is idle), measured in alternating
-        // rounds so the machine's drifts in speed fall on both.
-        let (baseline_guard, baseline_base, ()) =
+        let (guard, base, ()) =
             load::start_healthy(|| load::spawn_baseline(workers), Duration::from_secs(30)).await?;
-        let baseline_target = load::Target {
-            url: format!("{baseline_base}/sms"),
+        let target = load::Target {
+            url: format!("{base}/sms"),
             metrics: None,
             ..target.clone()
         };
-        let baseline_pid = Some(baseline_guard.0.id());
-        let (measured, baseline) = load::drive_alternating(
-            (&target, pid),
-            (&baseline_target, baseline_pid),
-            &plan,
-            LOAD_ROUNDS,
-        )
-        .await?;
-        (measured, Some(baseline))
+        Some((guard, target))
     };
-    drop(guard);
-    let report = &measured.report;
-    // With several runs, each run's timeline was printed as it ended.
-    print_measured(
-        "concierge",
-        &measured,
-        plan.rate.is_some(),
-        args.timeline && args.runs == 1,
+    let rounds = format!(
+        "{LOAD_ROUNDS} alternating rounds of {:.1} s",
+        plan.duration.as_secs_f64() / f64::from(LOAD_ROUNDS)
     );
-    for e in &report.error_samples {
-        println!("  error: {e}");
-    }
-    if let Some(baseline) = baseline {
-        print_measured("baseline", &baseline, plan.rate.is_some(), false);
-        println!(
-            "ratio: concierge / baseline throughput = {:.3} ({LOAD_ROUNDS} alternating rounds of {:.1} s each)",
-            report.throughput() / baseline.report.throughput(),
-            plan.duration.as_secs_f64() / f64::from(LOAD_ROUNDS),
+    let mut errors = 0;
+    let mut reports = Vec::new();
+    for &connections in &levels {
+        let plan = load::Plan {
+            connections,
+            ..plan.clone()
+        };
+        if sweep {
+            println!("at {connections} connections:");
+        }
+        let (measured, other) = match &baseline {
+            None => (drive_runs(&args, &target, &plan, pid).await?, None),
+            Some((guard, baseline_target)) => {
+                // Both servers run side by side (the one not driven is idle), measured in
+                // alternating rounds so the machine's drifts in speed fall on both.
+                let (measured, other) = load::drive_alternating(
+                    (&target, pid),
+                    (baseline_target, Some(guard.0.id())),
+                    &plan,
+                    LOAD_ROUNDS,
+                )
+                .await?;
+                (measured, Some(other))
+            }
+        };
+        // With several runs, each run's timeline was printed as it ended.
+        print_measured(
+            "concierge",
+            &measured,
+            plan.rate.is_some(),
+            args.timeline && args.runs == 1,
         );
+        for e in &measured.report.error_samples {
+            println!("  error: {e}");
+        }
+        errors += measured.report.errors;
+        if let Some(other) = &other {
+            print_measured("baseline", other, plan.rate.is_some(), false);
+            println!(
+                "ratio{}: concierge / baseline throughput = {:.3} ({rounds} each)",
+                if sweep {
+                    format!(" at {connections} connections")
+                } else {
+                    String::new()
+                },
+                measured.report.throughput() / other.report.throughput(),
+            );
+        }
+        reports.push((connections, measured.report, other.map(|o| o.report)));
     }
-    Ok(if report.errors == 0 {
+    drop(guard);
+    if sweep {
+        let best = |name: &str, best: Option<(usize, f64)>| match best {
+            Some((connections, rate)) => format!("{name} {rate:.0} req/s at {connections}"),
+            None => format!("{name} none"),
+        };
+        let concierge = load::capacity(reports.iter().map(|(n, r, _)| (*n, r)));
+        let baseline = load::capacity(
+            reports
+                .iter()
+                .filter_map(|(n, _, b)| Some((*n, b.as_ref()?))),
+        );
+        println!(
+            "capacity (the most req/s at any of {} connections, in a run with p99 within {} ms and no errors): {}{}",
+            counts.join(", "),
+            load::SLOW.as_millis(),
+            best("concierge", concierge),
+            if args.no_baseline {
+                String::new()
+            } else {
+                format!(", {}", best("baseline", baseline))
+            },
+        );
+        if let (Some((_, ours)), Some((_, theirs))) = (concierge, baseline) {
+            println!(
+                "ratio: concierge / baseline capacity = {:.3} ({rounds} at each count)",
+                ours / theirs
+            );
+        }
+    }
+    Ok(if errors == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -111,6 +111,26 @@ impl Second {
 /// The latency the target's p99 must stay under (10 ms), that [`Second::slow`] counts.
 pub const SLOW: Duration = Duration::from_millis(10);
 
+/// The connection counts a closed loop against the baseline is measured at by default, each
+/// server's capacity being its best among them ([`capacity`]). A closed loop with a fixed count
+/// measures a server's round trip as much as its capacity (Little's law: 64 connections over
+/// 1.2 ms is 53,000 req/s, with a CPU to spare while every request waits for its batch's disk
+/// sync), so a ratio of capacities needs each server at the count that fills the machine:
+/// TechEmpower's benchmarks report each framework's best over 16 to 512 connections the same
+/// way (BENCHMARKS.md, SMS webhook step 69).
+pub const SWEEP: [usize; 3] = [64, 128, 256];
+
+/// A server's capacity over runs at several connection counts: the most requests a second it
+/// answered in a run with no errors and a p99 within [`SLOW`], and that run's count. `None` if
+/// no run qualifies: throughput bought with slow answers or errors is not capacity.
+pub fn capacity<'a>(runs: impl IntoIterator<Item = (usize, &'a Report)>) -> Option<(usize, f64)> {
+    let slow_ms = SLOW.as_secs_f64() * 1000.0;
+    runs.into_iter()
+        .filter(|(_, r)| r.errors == 0 && r.ok > 0 && r.quantile_ms(0.99) <= slow_ms)
+        .map(|(connections, r)| (connections, r.throughput()))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// Adds `other`'s seconds to `into`'s, second by second.
 fn add_seconds(into: &mut Vec<Second>, other: &[Second]) {
     if into.len() < other.len() {
@@ -1981,7 +2001,8 @@ pub async fn baseline(bind: std::net::SocketAddr) -> Result<()> {
     let app = axum::Router::new()
         .route("/sms", axum::routing::post(sms))
         .route("/healthz", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind(bind).await?;
+    // The same backlog as the service's, so that a burst of connections meets the same queue.
+    let listener = crate::http::listen(bind)?;
     axum::serve(listener, app).await?;
     Ok(())
 }
@@ -2024,6 +2045,40 @@ mod tests {
             describe_runs(&[2.31, 14.02, 10.0]),
             "runs with p99 within 10 ms: 2 of 3 (p99 2.31, 14.02, 10.00 ms)"
         );
+    }
+
+    /// A run of `ok` answers in a second, each taking `us` microseconds, `errors` failed.
+    fn run_of(ok: u64, us: u64, errors: u64) -> Report {
+        let mut latency = histogram();
+        latency.record_n(us, ok).unwrap();
+        Report {
+            ok,
+            errors,
+            error_samples: Vec::new(),
+            elapsed: Duration::from_secs(1),
+            latency,
+            waited: histogram(),
+            overslept: 0,
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn capacity_is_the_best_run_with_p99_within_ten_ms_and_no_errors() {
+        let (fast, slow, failing, best) = (
+            run_of(50_000, 6_000, 0),
+            run_of(90_000, 11_000, 0),
+            run_of(80_000, 2_000, 3),
+            run_of(60_000, 9_900, 0),
+        );
+        // Faster runs that broke the latency target or failed requests do not count.
+        assert_eq!(
+            capacity([(64, &fast), (512, &slow), (256, &failing), (128, &best)]),
+            Some((128, 60_000.0))
+        );
+        assert_eq!(capacity([(64, &fast)]), Some((64, 50_000.0)));
+        assert_eq!(capacity([(512, &slow), (256, &failing)]), None);
+        assert_eq!(capacity([(64, &run_of(0, 1, 0))]), None);
     }
 
     #[test]

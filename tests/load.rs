@@ -297,3 +297,91 @@ fn a_data_dir_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--work-dir"), "{stderr}");
 }
+
+/// Several connection counts: a closed loop against both servers at each in turn, each count's
+/// ratio, then each server's capacity, its best run with p99 within 10 ms, and their ratio.
+#[test]
+fn a_sweep_of_connection_counts_reports_each_servers_capacity() {
+    let stdout = load(&[
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--connections",
+        "4,8",
+        "--numbers",
+        "1000000",
+    ]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Each count's runs follow its heading: (throughput, p99) of each server.
+    let mut runs: Vec<(usize, [(f64, f64); 2])> = Vec::new();
+    for n in [4, 8] {
+        let at = lines
+            .iter()
+            .position(|l| *l == format!("at {n} connections:"))
+            .unwrap_or_else(|| panic!("no heading for {n} in {stdout}"));
+        let run = |name: &str| {
+            let line = lines[at..]
+                .iter()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} line after {n} in {stdout}"));
+            assert!(line.ends_with("errors 0"), "{line}");
+            let field = |before: &str, after: &str| -> f64 {
+                line.split_once(before)
+                    .and_then(|(_, rest)| rest.split_once(after))
+                    .map(|(value, _)| value.trim().parse().unwrap())
+                    .unwrap_or_else(|| panic!("no {before} in {line}"))
+            };
+            (field(name, "req/s"), field("p99", "ms"))
+        };
+        runs.push((n, [run("concierge "), run("baseline ")]));
+        assert!(
+            lines[at..].iter().any(|l| l.starts_with(&format!(
+                "ratio at {n} connections: concierge / baseline throughput = "
+            ))),
+            "{stdout}"
+        );
+    }
+    // The capacity line names, for each server, its fastest count among those within 10 ms.
+    let capacity = lines
+        .iter()
+        .find(|l| l.starts_with("capacity (the most req/s at any of 4, 8 connections"))
+        .unwrap_or_else(|| panic!("no capacity line in {stdout}"));
+    for (i, name) in ["concierge", "baseline"].iter().enumerate() {
+        let (n, (rate, _)) = runs
+            .iter()
+            .map(|(n, r)| (*n, r[i]))
+            .filter(|(_, (_, p99))| *p99 <= 10.0)
+            .max_by(|a, b| a.1.0.total_cmp(&b.1.0))
+            .unwrap_or_else(|| panic!("no run within 10 ms: {stdout}"));
+        assert!(
+            capacity.contains(&format!("{name} {rate:.0} req/s at {n}")),
+            "{name}: {capacity}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ratio: concierge / baseline capacity = ")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_sweep_with_a_rate_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args([
+            "load",
+            "--connections",
+            "4,8",
+            "--rate",
+            "100",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("closed loop"), "{stderr}");
+}

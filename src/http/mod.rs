@@ -45,6 +45,27 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long graceful shutdown waits for requests in flight before it stops anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The backlog asked of the kernel for a listening socket: connections it completes before
+/// the service accepts them. Linux caps it at `net.core.somaxconn` (4096 since 5.4), as Go's
+/// listeners ask for. `TcpListener::bind` asks for 128, and a burst of more connections at once
+/// (a keynote ends: the webhook's senders all connect) overflows that queue; the kernel then
+/// drops the handshakes it has no room for, and each of those clients waits a second for its
+/// SYN to be sent again (BENCHMARKS.md, SMS webhook step 69).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`], address reuse on as `TcpListener::bind` has it
+/// on Unix (a restart binds while the last run's connections are in `TIME_WAIT`).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The router with every route and layer.
 pub fn app(state: AppState) -> Router {
     // Each `Router::layer` call wraps every route in one more boxed service, cloned for every
@@ -380,5 +401,45 @@ impl IntoResponse for AppError {
                 .into_response(),
             other => (status, Json(json!({ "error": other.message() }))).into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Clients that connect at once are all queued by the kernel until the service accepts
+    /// them, up to the system's cap: none waits for its handshake to be sent again. With
+    /// `TcpListener::bind`'s backlog of 128, those past the 129th wait a second.
+    #[tokio::test]
+    async fn a_burst_of_connections_fits_in_the_listen_queue() {
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(super::LISTEN_BACKLOG as usize);
+        let clients = cap.min(500);
+        let listener = super::listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Nothing accepts: every connection waits in the queue.
+        let connects: Vec<_> = (0..clients)
+            .map(|_| {
+                tokio::spawn(tokio::time::timeout(
+                    Duration::from_millis(600),
+                    tokio::net::TcpStream::connect(addr),
+                ))
+            })
+            .collect();
+        let mut connected = Vec::new();
+        for connect in connects {
+            if let Ok(stream) = connect.await.unwrap() {
+                connected.push(stream.unwrap());
+            }
+        }
+        assert_eq!(
+            connected.len(),
+            clients,
+            "the others waited for their handshake to be sent again"
+        );
+        drop(listener);
     }
 }
