@@ -9,8 +9,13 @@
 #   benches/callgrind-webhook.sh [BINARY] [SECONDS]
 #
 # BINARY: default target/release/concierge (build it first); SECONDS measured, default 10.
-# Needs valgrind (`apt-get install valgrind`). Prints the count, and keeps callgrind's output for
-# `callgrind_annotate` if CALLGRIND_OUT is set to a file name.
+# Needs valgrind and faketime (`apt-get install valgrind faketime`). Prints the count, and keeps
+# callgrind's output for `callgrind_annotate` if CALLGRIND_OUT is set to a file name.
+#
+# The service runs at a fixed hour (faketime, from AT: default 10:40 in the morning of the demo
+# conference's first day, which it places on "today"): what is next, and so what a reply lists,
+# depends on the time of day, and on the real clock the count moved by 3 % from one quarter of an
+# hour to the next (97,100 at 19:27 UTC, 94,500 at 19:40, the same binary; BENCHMARKS.md, step 69).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/concierge}")
@@ -19,6 +24,14 @@ command -v valgrind >/dev/null && command -v callgrind_control >/dev/null || {
   echo "error: needs valgrind (apt-get install valgrind)" >&2
   exit 1
 }
+libfaketime=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
+[ -n "$libfaketime" ] || {
+  echo "error: needs faketime (apt-get install faketime)" >&2
+  exit 1
+}
+# 18:40 UTC is 10:40 in Los Angeles, the demo's zone. The clock starts there and runs on; the
+# monotonic clock (timers, timeouts) is left alone.
+at=${AT:-2026-12-08 18:40:00}
 
 work=$(mktemp -d)
 pid=""
@@ -48,7 +61,10 @@ EOF
 # --fair-sched: valgrind runs one thread at a time, and without a fair lock a thread spinning in
 # sled's lazy thread-pool start can keep the one it waits for from ever running (the service then
 # never starts; seen in session 21).
-RUST_LOG=warn valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$work/callgrind.out" \
+# (libfaketime preloaded by hand: the `faketime` wrapper would stand between this script and
+# valgrind's pid, which callgrind_control needs.)
+RUST_LOG=warn LD_PRELOAD="$libfaketime" FAKETIME="@$at" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+  valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file="$work/callgrind.out" \
   "$bin" --config "$work/config.toml" serve >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 240); do
