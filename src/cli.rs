@@ -83,9 +83,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     /// Concurrent connections (open loop: the most requests in flight at once). Several,
-    /// comma-separated, measure a closed loop at each in turn, and each server's capacity is its
-    /// best with p99 within 10 ms. Default: 64,128,256 for a closed loop against the baseline,
-    /// otherwise 64.
+    /// comma-separated, measure a closed loop at each in turn; each server's capacity is its
+    /// best with p99 within 10 ms, and the ratio is taken at concierge's. Default: 64,128,256 for
+    /// a closed loop against the baseline, otherwise 64.
     #[arg(long, value_delimiter = ',', value_name = "N[,N...]")]
     pub connections: Vec<usize>,
     /// Seconds measured (after the warm-up).
@@ -1182,10 +1182,23 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
                 format!(", {}", best("baseline", baseline))
             },
         );
-        if let (Some((_, ours)), Some((_, theirs))) = (concierge, baseline) {
+        // The ratio compares the two servers in the same alternating rounds, at the count where
+        // concierge reached its capacity: the host's speed drifts from one count's rounds to the
+        // next (by more than a quarter within one sweep, BENCHMARKS.md step 69), and the baseline, which
+        // fills the CPUs at every count, serves as much at one count as at another.
+        let at_capacity = concierge.and_then(|(n, ours)| {
+            let (_, _, theirs) = reports.iter().find(|(m, _, _)| *m == n)?;
+            let (_, theirs) = load::capacity([(n, theirs.as_ref()?)])?;
+            Some((n, ours / theirs))
+        });
+        if let Some((n, ratio)) = at_capacity {
             println!(
-                "ratio: concierge / baseline capacity = {:.3} ({rounds} at each count)",
-                ours / theirs
+                "ratio at concierge's capacity ({n} connections): concierge / baseline throughput = {ratio:.3} (the same {rounds})"
+            );
+        } else if !args.no_baseline {
+            println!(
+                "ratio at concierge's capacity: none (no run of concierge's, or of the baseline's beside it, had p99 within {} ms and no errors)",
+                load::SLOW.as_millis()
             );
         }
     }

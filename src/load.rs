@@ -7,7 +7,10 @@
 //! request was due, so a stall is not hidden; see [`drive`]). Latencies go
 //! into an HDR histogram. In the same run it measures a baseline (a trivial axum handler answering
 //! a fixed TwiML string, in its own process like the service) and the disk's flush latency, since
-//! every acknowledged message is flushed before the answer.
+//! every acknowledged message is flushed before the answer. A closed loop against the baseline
+//! runs at several connection counts in turn ([`SWEEP`]): each server's throughput is its
+//! capacity, its best run with p99 within 10 ms and no errors ([`capacity`]), and the ratio is
+//! taken at concierge's, in the rounds that measured both.
 //!
 //! Without `--url`, it starts `concierge serve` itself, as a child process on a free loopback port
 //! with a fresh data dir, signature checking on, and stops it after. The data dir and the flush
@@ -117,7 +120,8 @@ pub const SLOW: Duration = Duration::from_millis(10);
 /// 1.2 ms is 53,000 req/s, with a CPU to spare while every request waits for its batch's disk
 /// sync), so a ratio of capacities needs each server at the count that fills the machine:
 /// TechEmpower's benchmarks report each framework's best over 16 to 512 connections the same
-/// way (BENCHMARKS.md, SMS webhook step 69).
+/// way (BENCHMARKS.md, SMS webhook step 69). `load` takes the ratio at the count of concierge's
+/// capacity, where both were measured in the same alternating rounds.
 pub const SWEEP: [usize; 3] = [64, 128, 256];
 
 /// A server's capacity over runs at several connection counts: the most requests a second it

@@ -347,6 +347,7 @@ fn a_sweep_of_connection_counts_reports_each_servers_capacity() {
         .iter()
         .find(|l| l.starts_with("capacity (the most req/s at any of 4, 8 connections"))
         .unwrap_or_else(|| panic!("no capacity line in {stdout}"));
+    let mut at = Vec::new();
     for (i, name) in ["concierge", "baseline"].iter().enumerate() {
         let (n, (rate, _)) = runs
             .iter()
@@ -358,11 +359,26 @@ fn a_sweep_of_connection_counts_reports_each_servers_capacity() {
             capacity.contains(&format!("{name} {rate:.0} req/s at {n}")),
             "{name}: {capacity}"
         );
+        at.push(n);
     }
-    assert!(
+    // The ratio is the one measured at concierge's capacity, in the same alternating rounds.
+    let ratio = |prefix: &str| {
         lines
             .iter()
-            .any(|l| l.starts_with("ratio: concierge / baseline capacity = ")),
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {prefix} in {stdout}"))
+            .to_string()
+    };
+    assert_eq!(
+        ratio(&format!(
+            "ratio at concierge's capacity ({} connections): concierge / baseline throughput = ",
+            at[0]
+        )),
+        ratio(&format!(
+            "ratio at {} connections: concierge / baseline throughput = ",
+            at[0]
+        )),
         "{stdout}"
     );
 }
