@@ -1157,49 +1157,16 @@ async fn load_command(args: LoadArgs) -> Result<ExitCode> {
                 measured.report.throughput() / other.report.throughput(),
             );
         }
-        reports.push((connections, measured.report, other.map(|o| o.report)));
+        reports.push(load::Level {
+            connections,
+            concierge: measured.report,
+            baseline: other.map(|o| o.report),
+        });
     }
     drop(guard);
     if sweep {
-        let best = |name: &str, best: Option<(usize, f64)>| match best {
-            Some((connections, rate)) => format!("{name} {rate:.0} req/s at {connections}"),
-            None => format!("{name} none"),
-        };
-        let concierge = load::capacity(reports.iter().map(|(n, r, _)| (*n, r)));
-        let baseline = load::capacity(
-            reports
-                .iter()
-                .filter_map(|(n, _, b)| Some((*n, b.as_ref()?))),
-        );
-        println!(
-            "capacity (the most req/s at any of {} connections, in a run with p99 within {} ms and no errors): {}{}",
-            counts.join(", "),
-            load::SLOW.as_millis(),
-            best("concierge", concierge),
-            if args.no_baseline {
-                String::new()
-            } else {
-                format!(", {}", best("baseline", baseline))
-            },
-        );
-        // The ratio compares the two servers in the same alternating rounds, at the count where
-        // concierge reached its capacity: the host's speed drifts from one count's rounds to the
-        // next (by more than a quarter within one sweep, BENCHMARKS.md step 69), and the baseline, which
-        // fills the CPUs at every count, serves as much at one count as at another.
-        let at_capacity = concierge.and_then(|(n, ours)| {
-            let (_, _, theirs) = reports.iter().find(|(m, _, _)| *m == n)?;
-            let (_, theirs) = load::capacity([(n, theirs.as_ref()?)])?;
-            Some((n, ours / theirs))
-        });
-        if let Some((n, ratio)) = at_capacity {
-            println!(
-                "ratio at concierge's capacity ({n} connections): concierge / baseline throughput = {ratio:.3} (the same {rounds})"
-            );
-        } else if !args.no_baseline {
-            println!(
-                "ratio at concierge's capacity: none (no run of concierge's, or of the baseline's beside it, had p99 within {} ms and no errors)",
-                load::SLOW.as_millis()
-            );
+        for line in load::describe_capacity(&reports, &rounds) {
+            println!("{line}");
         }
     }
     Ok(if errors == 0 {

@@ -135,6 +135,64 @@ pub fn capacity<'a>(runs: impl IntoIterator<Item = (usize, &'a Report)>) -> Opti
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// One connection count of a sweep: concierge's run, and the baseline's in the same alternating
+/// rounds (none with `--no-baseline`).
+pub struct Level {
+    pub connections: usize,
+    pub concierge: Report,
+    pub baseline: Option<Report>,
+}
+
+/// A sweep's last lines: each server's [`capacity`] over its counts, then the ratio at
+/// concierge's, against the baseline's run at that count. The ratio compares runs made in the
+/// same alternating rounds: the host's speed drifts from one count's rounds to the next (by
+/// more than a quarter within one sweep, BENCHMARKS.md step 69), and the baseline, which fills
+/// the CPUs at every count, serves as much at one count as at another. `rounds` says how each
+/// count was measured ("5 alternating rounds of 2.0 s").
+pub fn describe_capacity(levels: &[Level], rounds: &str) -> Vec<String> {
+    let counts: Vec<String> = levels.iter().map(|l| l.connections.to_string()).collect();
+    let concierge = capacity(levels.iter().map(|l| (l.connections, &l.concierge)));
+    let baseline = capacity(
+        levels
+            .iter()
+            .filter_map(|l| Some((l.connections, l.baseline.as_ref()?))),
+    );
+    let best = |name: &str, best: Option<(usize, f64)>| match best {
+        Some((connections, rate)) => format!("{name} {rate:.0} req/s at {connections}"),
+        None => format!("{name} none"),
+    };
+    let with_baseline = levels.iter().any(|l| l.baseline.is_some());
+    let mut lines = vec![format!(
+        "capacity (the most req/s at any of {} connections, in a run with p99 within {} ms and no errors): {}{}",
+        counts.join(", "),
+        SLOW.as_millis(),
+        best("concierge", concierge),
+        if with_baseline {
+            format!(", {}", best("baseline", baseline))
+        } else {
+            String::new()
+        },
+    )];
+    if !with_baseline {
+        return lines;
+    }
+    let at_capacity = concierge.and_then(|(n, ours)| {
+        let level = levels.iter().find(|l| l.connections == n)?;
+        let (_, theirs) = capacity([(n, level.baseline.as_ref()?)])?;
+        Some((n, ours / theirs))
+    });
+    lines.push(match at_capacity {
+        Some((n, ratio)) => format!(
+            "ratio at concierge's capacity ({n} connections): concierge / baseline throughput = {ratio:.3} (the same {rounds})"
+        ),
+        None => format!(
+            "ratio at concierge's capacity: none (no run of concierge's, or of the baseline's beside it, had p99 within {} ms and no errors)",
+            SLOW.as_millis()
+        ),
+    });
+    lines
+}
+
 /// Adds `other`'s seconds to `into`'s, second by second.
 fn add_seconds(into: &mut Vec<Second>, other: &[Second]) {
     if into.len() < other.len() {
@@ -2083,6 +2141,57 @@ mod tests {
         assert_eq!(capacity([(64, &fast)]), Some((64, 50_000.0)));
         assert_eq!(capacity([(512, &slow), (256, &failing)]), None);
         assert_eq!(capacity([(64, &run_of(0, 1, 0))]), None);
+    }
+
+    /// The ratio is taken at concierge's best count, against the baseline's run beside it, not
+    /// against the baseline's best elsewhere (measured while the host was faster).
+    #[test]
+    fn the_ratio_is_taken_at_concierges_capacity_in_the_same_rounds() {
+        let level = |connections, concierge, baseline| Level {
+            connections,
+            concierge,
+            baseline: Some(baseline),
+        };
+        let levels = [
+            level(64, run_of(38_700, 3_500, 0), run_of(121_900, 700, 0)),
+            level(128, run_of(39_900, 7_900, 0), run_of(111_900, 4_600, 0)),
+            level(256, run_of(48_100, 14_200, 0), run_of(143_300, 6_400, 0)),
+        ];
+        let rounds = "5 alternating rounds of 2.0 s";
+        assert_eq!(
+            describe_capacity(&levels, rounds),
+            [
+                "capacity (the most req/s at any of 64, 128, 256 connections, in a run with p99 \
+                 within 10 ms and no errors): concierge 39900 req/s at 128, baseline 143300 req/s \
+                 at 256",
+                "ratio at concierge's capacity (128 connections): concierge / baseline throughput \
+                 = 0.357 (the same 5 alternating rounds of 2.0 s)",
+            ]
+        );
+        // No run of concierge's within 10 ms: no capacity, and no ratio.
+        let slow = [level(
+            64,
+            run_of(50_000, 12_000, 0),
+            run_of(150_000, 700, 0),
+        )];
+        assert_eq!(
+            describe_capacity(&slow, rounds)[1],
+            "ratio at concierge's capacity: none (no run of concierge's, or of the baseline's \
+             beside it, had p99 within 10 ms and no errors)"
+        );
+        // Without the baseline: concierge's capacity alone.
+        let alone = [Level {
+            connections: 64,
+            concierge: run_of(50_000, 2_000, 0),
+            baseline: None,
+        }];
+        assert_eq!(
+            describe_capacity(&alone, rounds),
+            [
+                "capacity (the most req/s at any of 64 connections, in a run with p99 within 10 ms \
+              and no errors): concierge 50000 req/s at 64"
+            ]
+        );
     }
 
     #[test]
