@@ -19,6 +19,16 @@ fn load(args: &[&str]) -> String {
     stdout
 }
 
+/// Runs `concierge` with `args`, which it must refuse; what it said on stderr.
+fn refused(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?} was not refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn sixteen_connections_are_all_answered() {
     let stdout = load(&[
@@ -214,12 +224,7 @@ fn runs_go_back_to_back_against_one_service() {
 
 #[test]
 fn runs_without_no_baseline_are_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args(["load", "--runs", "3", "--duration", "1"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&["load", "--runs", "3", "--duration", "1"]);
     assert!(stderr.contains("--no-baseline"), "{stderr}");
 }
 
@@ -283,18 +288,13 @@ fn the_work_dir_holds_the_run_and_is_left_empty() {
 /// `load` never opens a data dir, so one given is refused rather than ignored.
 #[test]
 fn a_data_dir_is_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args([
-            "--data-dir",
-            "/nonexistent/concierge",
-            "load",
-            "--duration",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&[
+        "--data-dir",
+        "/nonexistent/concierge",
+        "load",
+        "--duration",
+        "1",
+    ]);
     assert!(stderr.contains("--work-dir"), "{stderr}");
 }
 
@@ -385,19 +385,14 @@ fn a_sweep_of_connection_counts_reports_each_servers_capacity() {
 
 #[test]
 fn a_sweep_with_a_rate_is_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
-        .args([
-            "load",
-            "--connections",
-            "4,8",
-            "--rate",
-            "100",
-            "--duration",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&[
+        "load",
+        "--connections",
+        "4,8",
+        "--rate",
+        "100",
+        "--duration",
+        "1",
+    ]);
     assert!(stderr.contains("closed loop"), "{stderr}");
 }
